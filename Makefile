@@ -1,0 +1,38 @@
+# The two set-up commands (`make demo`, `make test`) build everything they
+# need from nothing: a pinned uv in .tools/, then .venv from uv.lock.
+PYTHON ?= python3.11
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+VENV := .venv
+STAMP := $(VENV)/.synced
+
+.PHONY: demo test lint fmt bench clean
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(STAMP): $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --quiet --python $(PYTHON)
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/spreadpilot demo
+
+test: $(STAMP)
+	$(VENV)/bin/pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check shared functions tests bench
+	$(VENV)/bin/ruff format --check shared functions tests bench
+	$(VENV)/bin/mypy
+
+fmt: $(STAMP)
+	$(VENV)/bin/ruff format shared functions tests bench
+	$(VENV)/bin/ruff check --fix shared functions tests bench
+
+requirements.txt: uv.lock
+	$(UV) export --frozen --no-dev --no-hashes --no-emit-project --quiet -o requirements.txt
+
+clean:
+	rm -rf .tools $(VENV) .spreadpilot .pytest_cache .mypy_cache .ruff_cache

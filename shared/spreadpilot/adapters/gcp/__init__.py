@@ -1,0 +1,1 @@
+"""Adapters: the edge where ports meet real services."""

@@ -1,0 +1,1 @@
+"""The `spreadpilot` command line."""

@@ -1,0 +1,245 @@
+"""`spreadpilot`: the operator's command line (embedded mode by default)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import date, datetime, time
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from spreadpilot.domain.calendar import NEW_YORK, MarketCalendar, ny_date, ny_datetime
+from spreadpilot.domain.errors import DomainValidationError
+from spreadpilot.platform import collections as C
+from spreadpilot.platform.logs import configure_logging
+from spreadpilot.platform.settings import SettingsError, settings
+from spreadpilot.platform.wiring import Container, container
+
+app = typer.Typer(
+    help="SpreadPilot: copy-trading of 0DTE QQQ credit spreads. Embedded mode by default "
+    "(SQLite store, local bus, CSV sheet); set SPREADPILOT_MODE=gcp for Google Cloud.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+followers_app = typer.Typer(help="Follower records.", no_args_is_help=True)
+settings_app = typer.Typer(help="Configuration.", no_args_is_help=True)
+app.add_typer(followers_app, name="followers")
+app.add_typer(settings_app, name="settings")
+out = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly(fn: F) -> F:
+    """Turn configuration and validation errors into one clear message and exit code 2."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (SettingsError, DomainValidationError, FileNotFoundError) as exc:
+            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _boot() -> Container:
+    s = settings()
+    configure_logging("cli", s.log_level if s.log_level != "INFO" else "WARNING", "text")
+    return container()
+
+
+@app.command()
+@friendly
+def demo(
+    day: Annotated[str | None, typer.Option("--date", help="trading date (default: next)")] = None,
+    data_dir: Annotated[Path, typer.Option(help="where the demo keeps its data")] = Path(
+        ".spreadpilot/demo"
+    ),
+) -> None:
+    """Run the trading morning on a simulated clock: sample sheet and followers,
+    signal poll 09:25-09:45 ET, one order intent per enabled follower."""
+    from spreadpilot.local.demo import run_demo
+
+    run_demo(out, data_dir, date.fromisoformat(day) if day else None)
+
+
+@app.command()
+@friendly
+def morning(
+    day: Annotated[str, typer.Option("--date", help="New York trading date, YYYY-MM-DD")],
+    start: Annotated[str, typer.Option("--from", help="New York time")] = "09:25",
+    end: Annotated[str, typer.Option("--to", help="New York time")] = "09:45",
+) -> None:
+    """Fire the scheduled jobs between two New York times on a simulated clock,
+    against the configured store, bus and sheet."""
+    from spreadpilot.local.morning import run_schedule
+    from spreadpilot.platform.clock import SimClock
+
+    s = settings()
+    configure_logging("cli", "WARNING", "text")
+    trade_day = date.fromisoformat(day)
+    t0 = ny_datetime(trade_day, time.fromisoformat(start))
+    clock = SimClock(t0)
+    c = Container(s, clock=clock)
+    report = run_schedule(c, clock, t0, ny_datetime(trade_day, time.fromisoformat(end)))
+    out.print(f"{report.ticks} ticks fired, {report.handled} messages handled")
+    _print_intents(c, trade_day)
+
+
+@app.command()
+@friendly
+def poll() -> None:
+    """Run the signal poller once, now (system clock)."""
+    outcome = _boot().signal_poller().run()
+    out.print(f"{outcome.status.value}: {outcome.detail}")
+
+
+@app.command()
+@friendly
+def intents(
+    day: Annotated[str | None, typer.Option("--date", help="default: today in New York")] = None,
+) -> None:
+    """Order intents and skips per follower for a trading date."""
+    c = _boot()
+    _print_intents(c, date.fromisoformat(day) if day else ny_date(c.clock.now()))
+
+
+@app.command()
+@friendly
+def alerts(limit: int = 20) -> None:
+    """The most recent alerts raised (newest first)."""
+    c = _boot()
+    table = Table("time (NY)", "type", "severity", "message")
+    for snap in c.store.query(C.ALERTS, order_by="time", descending=True, limit=limit):
+        d = snap.data
+        at = datetime.fromisoformat(d["time"]).astimezone(NEW_YORK)
+        table.add_row(f"{at:%Y-%m-%d %H:%M:%S}", d["type"], d["severity"], d["message"])
+    out.print(table)
+
+
+@app.command("dead-letters")
+@friendly
+def dead_letters() -> None:
+    """Events a function could not process, kept whole with the reason."""
+    c = _boot()
+    table = Table("id", "function", "received", "reason")
+    for snap in c.store.query(C.DEAD_LETTERS, order_by="received_at"):
+        d = snap.data
+        table.add_row(snap.id, d["function"], f"{d['received_at']:%Y-%m-%d %H:%M:%S}", d["reason"])
+    out.print(table)
+
+
+@app.command()
+@friendly
+def schedule(
+    day: Annotated[str | None, typer.Option("--date", help="default: today in New York")] = None,
+) -> None:
+    """Every scheduled job's fire times on a date (New York time), from scheduler/jobs.yaml."""
+    from spreadpilot.platform.schedules import jobs
+
+    trade_day = date.fromisoformat(day) if day else ny_date(datetime.now(NEW_YORK))
+    session = MarketCalendar().session(trade_day)
+    status = (
+        "closed"
+        if session is None
+        else (
+            f"open {session.open.astimezone(NEW_YORK):%H:%M}"
+            f"-{session.close.astimezone(NEW_YORK):%H:%M}"
+            + (" (early close)" if session.early_close else "")
+        )
+    )
+    out.print(f"{trade_day} NYSE: {status}")
+    t0, t1 = ny_datetime(trade_day, time(0)), ny_datetime(trade_day, time(23, 59, 59))
+    table = Table("job", "fires (New York)", "topic", "consumer")
+    for job in jobs().values():
+        times = [t.astimezone(NEW_YORK) for t in job.fire_times(t0, t1)]
+        shown = ", ".join(f"{t:%H:%M}" for t in times[:3]) + (
+            f" ... {times[-1]:%H:%M} ({len(times)} runs)" if len(times) > 3 else ""
+        )
+        table.add_row(job.name, shown or "-", job.topic, job.consumer)
+    out.print(table)
+
+
+@followers_app.command("import")
+@friendly
+def followers_import(path: Path) -> None:
+    """Validate every follower in a YAML file, then save them all (or none)."""
+    from spreadpilot.services.followers import parse_followers, save_followers
+
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    followers = parse_followers(raw.get("followers", []) if isinstance(raw, dict) else raw)
+    save_followers(_boot().store, followers)
+    out.print(f"imported {len(followers)} followers")
+
+
+@followers_app.command("list")
+@friendly
+def followers_list() -> None:
+    """Every follower with its trading status."""
+    from spreadpilot.services.followers import list_followers
+
+    table = Table("id", "name", "account", "gateway", "enabled", "state", "sizing", "commission")
+    for fid, f in list_followers(_boot().store):
+        if isinstance(f, DomainValidationError):
+            table.add_row(fid, f"[red]invalid: {f}[/]", "", "", "", "", "", "")
+            continue
+        sizing = f"x{f.sizing_multiplier}" + (f" max {f.max_contracts}" if f.max_contracts else "")
+        table.add_row(
+            f.id,
+            f.name,
+            f.ib_account,
+            f.gateway_id,
+            "yes" if f.enabled else "no",
+            f.state.value,
+            sizing,
+            f"{f.commission_rate:%}",
+        )
+    out.print(table)
+
+
+@settings_app.command("show")
+@friendly
+def settings_show() -> None:
+    """The effective settings (validated), as environment variable names."""
+    s = settings()
+    for key, value in s.model_dump(mode="json").items():
+        out.print(
+            f"SPREADPILOT_{key.upper()}={json.dumps(value) if value is not None else ''}",
+            highlight=False,
+        )
+
+
+def _print_intents(c: Container, trade_day: date) -> None:
+    from spreadpilot.domain.signal import signal_id
+
+    sid = signal_id(trade_day, c.settings.signal_ticker)
+    sig = c.store.get(C.SIGNALS, sid)
+    if sig is None:
+        out.print(f"no signal claimed for {trade_day}")
+        return
+    disp = c.store.get(C.DISPATCHES, sid) or {}
+    from spreadpilot.domain.signal import Signal
+
+    signal = Signal.model_validate(sig["signal"])
+    out.print(f"signal {sid}: {signal.describe()}  dispatch: {disp.get('status', 'pending')}")
+    table = Table("follower", "outcome", "contracts", "orderRef / reason")
+    for fid, o in sorted(disp.get("followers", {}).items()):
+        table.add_row(fid, o["status"], str(o["quantity"] or ""), o["order_ref"] or o["reason"])
+    out.print(table)
+
+
+def main() -> None:  # pragma: no cover - console script shim
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

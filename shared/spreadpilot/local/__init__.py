@@ -1,0 +1,1 @@
+"""Embedded-mode runtime: the local runner, scheduler and demo."""

@@ -1,0 +1,1 @@
+"""Cross-cutting runtime pieces: settings, logging, topology, events, wiring."""

@@ -1,0 +1,106 @@
+"""Structured JSON logs in Cloud Logging's format, on stdout.
+
+Cloud Logging lifts `severity`, `message`, `time`, `logging.googleapis.com/labels`,
+`.../trace` and `.../sourceLocation` out of the JSON line; everything else lands in
+jsonPayload (e.g. `follower_id`, `signal_id`, `operation`, `latency_ms`). Secret
+values registered with `register_secret` are masked in every line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+
+_labels: ContextVar[dict[str, str] | None] = ContextVar("log_labels", default=None)
+_trace: ContextVar[str | None] = ContextVar("log_trace", default=None)
+_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
+MASK = "***"
+
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+_SEVERITY = {"WARNING": "WARNING", "CRITICAL": "CRITICAL", "ERROR": "ERROR", "INFO": "INFO"}
+
+
+def register_secret(value: str) -> None:
+    """Mask this value wherever it would appear in a log line (short values are ignored:
+    masking 'a' everywhere would garble logs without protecting anything)."""
+    if len(value) >= 6:
+        with _secrets_lock:
+            _secrets.add(value)
+
+
+def set_context(*, labels: dict[str, str] | None = None, trace: str | None = None) -> None:
+    if labels is not None:
+        _labels.set({**(_labels.get() or {}), **labels})
+    if trace is not None:
+        _trace.set(trace)
+
+
+def _mask(text: str) -> str:
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+class CloudJsonFormatter(logging.Formatter):
+    def __init__(self, component: str, project: str | None = None) -> None:
+        super().__init__()
+        self.component = component
+        self.project = project
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "severity": _SEVERITY.get(record.levelname, "DEBUG"),
+            "message": record.getMessage(),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "logger": record.name,
+            "logging.googleapis.com/labels": {"component": self.component, **(_labels.get() or {})},
+            "logging.googleapis.com/sourceLocation": {
+                "file": record.pathname,
+                "line": str(record.lineno),
+                "function": record.funcName,
+            },
+        }
+        trace = _trace.get()
+        if trace:
+            entry["logging.googleapis.com/trace"] = (
+                f"projects/{self.project}/traces/{trace}" if self.project else trace
+            )
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["stack_trace"] = self.formatException(record.exc_info)
+        return _mask(json.dumps(entry, default=str, ensure_ascii=False))
+
+
+class TextFormatter(logging.Formatter):
+    """For a person at a terminal (the CLI); still masks secrets."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        extras = {k: v for k, v in vars(record).items() if k not in _STANDARD}
+        tail = " ".join(f"{k}={v}" for k, v in extras.items() if not k.startswith("_"))
+        line = f"{record.levelname:<8} {record.getMessage()}" + (f"  [{tail}]" if tail else "")
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return _mask(line)
+
+
+def configure_logging(
+    component: str, level: str = "INFO", fmt: str = "json", project: str | None = None
+) -> None:
+    handler = logging.StreamHandler(sys.stdout if fmt == "json" else sys.stderr)
+    handler.setFormatter(
+        CloudJsonFormatter(component, project) if fmt == "json" else TextFormatter()
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("urllib3", "google", "grpc", "werkzeug", "asyncio"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
