@@ -55,7 +55,13 @@ def test_follower_errors_name_field_value_and_rule(field: str, value: object, ru
 
 @pytest.mark.parametrize(
     ("multiplier", "cap", "qty", "expected"),
-    [("1", None, 2, 2), ("2", 3, 2, 3), ("0.5", None, 3, 1), ("0.4", None, 2, 0), ("1.5", 10, 3, 4)],
+    [
+        ("1", None, 2, 2),
+        ("2", 3, 2, 3),
+        ("0.5", None, 3, 1),
+        ("0.4", None, 2, 0),
+        ("1.5", 10, 3, 4),
+    ],
 )
 def test_sizing_rounds_down_then_caps(
     multiplier: str, cap: int | None, qty: int, expected: int
@@ -112,7 +118,9 @@ def test_strikes_in_wrong_order_are_rejected_with_the_rule() -> None:
     with pytest.raises(ValueError, match="long strike 490 must be below short strike 488"):
         _signal(buy_put=Decimal(490))
     with pytest.raises(ValueError, match="must be above short strike"):
-        VerticalSpread(kind=SpreadKind.BEAR_CALL, short_strike=Decimal(494), long_strike=Decimal(492))
+        VerticalSpread(
+            kind=SpreadKind.BEAR_CALL, short_strike=Decimal(494), long_strike=Decimal(492)
+        )
 
 
 def test_credit_is_positive_in_the_domain() -> None:

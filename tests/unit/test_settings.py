@@ -9,7 +9,10 @@ from spreadpilot.platform.settings import SettingsError, load_settings
 
 def test_defaults_follow_the_domain(monkeypatch: pytest.MonkeyPatch) -> None:
     s = load_settings()
-    assert (s.signal_poll_start.isoformat(), s.signal_deadline.isoformat()) == ("09:27:00", "09:40:00")
+    assert (s.signal_poll_start.isoformat(), s.signal_deadline.isoformat()) == (
+        "09:27:00",
+        "09:40:00",
+    )
     assert s.mode == "embedded" and not s.dry_run
 
 

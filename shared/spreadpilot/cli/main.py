@@ -32,8 +32,9 @@ followers_app = typer.Typer(help="Follower records.", no_args_is_help=True)
 settings_app = typer.Typer(help="Configuration.", no_args_is_help=True)
 app.add_typer(followers_app, name="followers")
 app.add_typer(settings_app, name="settings")
-out = Console()
-err = Console(stderr=True)
+# Wide enough for orderRefs when piped (CI logs, `| less`); a terminal sets its own.
+out = Console(width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -95,12 +96,48 @@ def morning(
     _print_intents(c, trade_day)
 
 
+def _at(value: str | None) -> Container:
+    """The container on the system clock, or on a simulated clock starting at --at."""
+    c = _boot()
+    if value is None:
+        return c
+    from spreadpilot.platform.clock import SimClock
+    from spreadpilot.platform.wiring import use_container
+
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=NEW_YORK)
+    sim = Container(c.settings, clock=SimClock(moment))
+    use_container(sim)
+    return sim
+
+
+AT_HELP = "simulated start time, e.g. 2026-11-25T09:31 (New York if no offset)"
+
+
 @app.command()
 @friendly
-def poll() -> None:
-    """Run the signal poller once, now (system clock)."""
-    outcome = _boot().signal_poller().run()
-    out.print(f"{outcome.status.value}: {outcome.detail}")
+def poll(at: Annotated[str | None, typer.Option(help=AT_HELP)] = None) -> None:
+    """Run the signal poller once (now, or at a simulated time) and print its outcome."""
+    outcome = _at(at).signal_poller().run()
+    out.print(f"{outcome.status.value}: {outcome.detail}", highlight=False)
+
+
+@app.command()
+@friendly
+def deliver(at: Annotated[str | None, typer.Option(help=AT_HELP)] = None) -> None:
+    """Deliver every pending message to its function, as Pub/Sub push would (embedded
+    mode): retries with backoff, dead letters after the last attempt."""
+    from spreadpilot.local.functions import available_functions, load_function
+    from spreadpilot.local.runner import LocalRunner
+
+    c = _at(at)
+    have = set(available_functions())
+    handlers = {
+        s.push: load_function(s.push) for s in c.topology.subscriptions.values() if s.push in have
+    }
+    handled = LocalRunner(c.bus, c.topology, handlers, c.clock).run_until_idle()
+    out.print(f"delivered {handled} messages")
 
 
 @app.command()

@@ -34,7 +34,7 @@ def _iban_checked(value: str) -> str:
     try:
         return str(_iban.validate(value))
     except StdnumError as exc:
-        raise ValueError(f"not a valid IBAN ({exc.message}); check the digits") from None
+        raise ValueError(f"not a valid IBAN ({exc}); check the digits") from None
 
 
 Email = Annotated[str, AfterValidator(_email)]

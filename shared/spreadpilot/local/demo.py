@@ -22,6 +22,7 @@ from spreadpilot.domain.calendar import NEW_YORK, MarketCalendar, ny_date, ny_da
 from spreadpilot.local.morning import run_schedule
 from spreadpilot.platform import collections as C
 from spreadpilot.platform.clock import SimClock, SystemClock
+from spreadpilot.platform.logs import configure_logging
 from spreadpilot.platform.schedules import Job
 from spreadpilot.platform.settings import load_settings
 from spreadpilot.platform.wiring import Container
@@ -57,7 +58,8 @@ def _write_sheet(path: Path, rows: list[list[str]]) -> None:
 
 
 def _history(cal: MarketCalendar, day: date) -> list[list[str]]:
-    rows, d = [], day
+    rows: list[list[str]] = []
+    d = day
     while len(rows) < 3:
         d -= timedelta(days=1)
         if cal.is_trading_day(d):
@@ -71,6 +73,7 @@ def run_demo(out: Console, data_dir: Path, day: date | None = None) -> None:
     if not cal.is_trading_day(day):
         raise ValueError(f"{day} is not an NYSE trading day; pick another --date")
     _fresh_dir(data_dir)
+    configure_logging("demo", "WARNING", "text")  # the functions it hosts log here too
     settings = load_settings(
         mode="embedded", data_dir=data_dir, log_format="text", log_level="WARNING"
     )
@@ -122,12 +125,13 @@ def run_demo(out: Console, data_dir: Path, day: date | None = None) -> None:
         snap.data["intent"]["follower_id"]: snap.data["intent"]
         for snap in c.store.query(C.ORDER_INTENTS)
     }
+    records = {snap.id: snap.data for snap in c.store.query(C.FOLLOWERS)}
     for fid, o in sorted(disp.get("followers", {}).items()):
-        intent = intents.get(fid, {})
+        record = records.get(fid, {})
         table.add_row(
             fid,
-            intent.get("ib_account", ""),
-            intent.get("gateway_id", ""),
+            record.get("ib_account", ""),
+            record.get("gateway_id", ""),
             o["status"],
             str(o["quantity"] or "-"),
             o["order_ref"] or o["reason"],
@@ -144,4 +148,7 @@ def run_demo(out: Console, data_dir: Path, day: date | None = None) -> None:
         f"\nStore:  {data_dir / 'store.db'} (SQLite)\nBus:    {data_dir / 'bus.db'}"
         f"\nSheet:  {settings.sheet_csv_path}\nOutbox: {settings.outbox_dir}"
     )
-    out.print(f"Inspect: SPREADPILOT_DATA_DIR={data_dir} spreadpilot intents --date {day}")
+    out.print(
+        f"Inspect: SPREADPILOT_DATA_DIR={data_dir} .venv/bin/spreadpilot intents --date {day}"
+        " (also: followers list, alerts, dead-letters)"
+    )

@@ -24,7 +24,7 @@ from spreadpilot.domain.alerts import Alert, AlertType
 from spreadpilot.domain.errors import DomainValidationError, Unprocessable
 from spreadpilot.platform import collections as C
 from spreadpilot.platform.events import MalformedEvent, PubSubEnvelope, decode_pubsub
-from spreadpilot.platform.logs import configure_logging, set_context
+from spreadpilot.platform.logs import configure_logging, logging_configured, set_context
 from spreadpilot.platform.settings import SettingsError, settings
 from spreadpilot.platform.wiring import Container, container
 
@@ -43,7 +43,8 @@ def boot(function: str) -> None:
         configure_logging(function)
         log.critical("%s cannot start: %s", function, exc)
         raise SystemExit(f"{function}: {exc}") from None
-    configure_logging(function, s.log_level, s.log_format, s.project_id)
+    if not logging_configured():  # a CLI or runner hosting the function keeps its own
+        configure_logging(function, s.log_level, s.log_format, s.project_id)
 
 
 def run_pubsub(

@@ -21,6 +21,7 @@ _trace: ContextVar[str | None] = ContextVar("log_trace", default=None)
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
 MASK = "***"
+HANDLER_NAME = "spreadpilot"
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 _SEVERITY = {"WARNING": "WARNING", "CRITICAL": "CRITICAL", "ERROR": "ERROR", "INFO": "INFO"}
@@ -92,10 +93,28 @@ class TextFormatter(logging.Formatter):
         return _mask(line)
 
 
+class _StdHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stdout/sys.stderr is at emit time (so redirection and
+    test capture work after configuration)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self._which = name
+
+    @property
+    def stream(self) -> Any:
+        return getattr(sys, self._which)
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def configure_logging(
     component: str, level: str = "INFO", fmt: str = "json", project: str | None = None
 ) -> None:
-    handler = logging.StreamHandler(sys.stdout if fmt == "json" else sys.stderr)
+    handler = _StdHandler("stdout" if fmt == "json" else "stderr")
+    handler.set_name(HANDLER_NAME)
     handler.setFormatter(
         CloudJsonFormatter(component, project) if fmt == "json" else TextFormatter()
     )
@@ -104,3 +123,8 @@ def configure_logging(
     root.setLevel(level)
     for noisy in ("urllib3", "google", "grpc", "werkzeug", "asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def logging_configured() -> bool:
+    """True once configure_logging ran in this process (a CLI, a test, a function)."""
+    return any(h.get_name() == HANDLER_NAME for h in logging.getLogger().handlers)

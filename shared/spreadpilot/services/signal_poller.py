@@ -29,6 +29,7 @@ from spreadpilot.domain.sheet import (
 )
 from spreadpilot.domain.signal import Signal, signal_id
 from spreadpilot.platform import collections as C
+from spreadpilot.platform.failpoints import failpoint
 from spreadpilot.ports.bus import Bus
 from spreadpilot.ports.clock import Clock
 from spreadpilot.ports.signal_source import SignalSource, SignalSourceError
@@ -161,9 +162,10 @@ class SignalPoller:
 
     def _claim(self, found: SheetFound, reads: int) -> PollOutcome:
         signal = found.signal
-        doc = {
+        content_hash = signal.content_hash()
+        doc: dict[str, Any] = {
             "signal": signal.model_dump(mode="json"),
-            "content_hash": signal.content_hash(),
+            "content_hash": content_hash,
             "sheet_row": found.row,
             "claimed_at": self.clock.now(),
             "claimed_by": self.holder,
@@ -172,7 +174,8 @@ class SignalPoller:
         if not self.store.create(C.SIGNALS, signal.id, doc):
             existing = self.store.get(C.SIGNALS, signal.id) or doc
             return self._after_claim(existing, found, reads)
-        self._publish(signal.id, signal, doc["content_hash"])
+        failpoint("signal.after_claim")
+        self._publish(signal.id, signal, content_hash)
         return PollOutcome(
             PollStatus.CLAIMED, signal.trade_date.isoformat(), signal.describe(), signal.id, reads
         )
@@ -235,6 +238,7 @@ class SignalPoller:
         except Exception:
             self.claims.release(key, self.holder)
             raise
+        failpoint("signal.after_publish")
         self.store.update(C.SIGNALS, sid, {"published": True, "message_id": message_id})
         self.claims.complete(key, self.holder, {"message_id": message_id})
 

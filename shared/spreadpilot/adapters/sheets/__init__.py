@@ -1,1 +1,1 @@
-"""Adapters: the edge where ports meet real services."""
+"""Google Sheets adapter: the strategist's live signal sheet (gspread, raw cell text)."""

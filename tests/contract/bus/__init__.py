@@ -1,0 +1,1 @@
+"""The bus contract: LocalBus and PubSubBus (emulator) behave alike."""
