@@ -36,3 +36,6 @@ requirements.txt: uv.lock
 
 clean:
 	rm -rf .tools $(VENV) .spreadpilot .pytest_cache .mypy_cache .ruff_cache
+
+bench: $(STAMP)
+	$(VENV)/bin/python bench/signal_path.py

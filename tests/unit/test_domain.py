@@ -168,7 +168,7 @@ def test_alert_id_follows_the_dedup_key() -> None:
     assert a.severity is Severity.CRITICAL
     assert a.dedup_key == "SIGNAL_MISSING:2026-11-24:QQQ"
     with pytest.raises(ValueError, match="timezone"):
-        Alert.new(AlertType.NO_MARGIN, "x", at=datetime(2026, 1, 1), dedup_key="k", source="t")  # noqa: DTZ001
+        Alert.new(AlertType.NO_MARGIN, "x", at=datetime(2026, 1, 1), dedup_key="k", source="t")
 
 
 def test_money_refuses_floats_and_rounds_half_up() -> None:

@@ -47,8 +47,8 @@ def test_toml_file_and_unknown_keys(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     s = load_settings()
     assert (s.project_id, s.signal_deadline.isoformat()) == ("acme", "09:35:00")
     cfg.write_text('signal_dedline = "09:35"\n')
-    with pytest.raises(SettingsError, match="SPREADPILOT_SIGNAL_DEDLINE.*unknown setting"):
+    with pytest.raises(SettingsError, match=r"SPREADPILOT_SIGNAL_DEDLINE.*unknown setting"):
         load_settings()
     monkeypatch.setenv("SPREADPILOT_CONFIG", str(tmp_path / "missing.toml"))
-    with pytest.raises(SettingsError, match="missing.toml: file not found"):
+    with pytest.raises(SettingsError, match=r"missing\.toml: file not found"):
         load_settings()
