@@ -13,7 +13,7 @@ import pytest
 
 from spreadpilot.adapters.embedded.csv_sheet import CsvSignalSource
 from spreadpilot.adapters.sheets.gspread_source import GspreadSignalSource
-from spreadpilot.domain.sheet import SheetFound, SheetIncomplete, parse_signal_sheet
+from spreadpilot.domain.sheet import SHEET_HEADER, SheetFound, SheetIncomplete, parse_signal_sheet
 from spreadpilot.domain.signal import Strategy
 from spreadpilot.ports.signal_source import SignalSource, SignalSourceError
 from tests.fakes.sheets_fixtures import (  # noqa: F401 - pytest fixtures
@@ -25,16 +25,7 @@ from tests.support.local_google import local_gspread_client
 
 SHEET_ID = "1AbCdEfGhIjKlMnOpQrStUvWxYz0123456789_segnali"
 DAY = date(2026, 11, 24)
-HEADER: list[Any] = [
-    "Data",
-    "Ticker",
-    "Strategia",
-    "Quantità per Leg",
-    "Buy Put",
-    "Sell Put",
-    "Sell Call",
-    "Buy Call",
-]
+HEADER: list[Any] = list(SHEET_HEADER)
 # As typed in an Italian-locale sheet: dates and numbers are number cells whose
 # shown text differs from their stored value; "-" and "QQQ" are text.
 ITALIAN_ROWS: list[list[Any]] = [

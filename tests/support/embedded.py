@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from spreadpilot.domain.calendar import ny_datetime
+from spreadpilot.domain.sheet import SHEET_HEADER
 from spreadpilot.platform.clock import SimClock
 from spreadpilot.platform.settings import Settings, load_settings
 from spreadpilot.platform.wiring import Container
@@ -19,16 +20,7 @@ from spreadpilot.services.followers import parse_followers, save_followers
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_FOLLOWERS = REPO / "shared/spreadpilot/local/sample/followers.yaml"
-HEADER = [
-    "Data",
-    "Ticker",
-    "Strategia",
-    "Quantità per Leg",
-    "Buy Put",
-    "Sell Put",
-    "Sell Call",
-    "Buy Call",
-]
+HEADER = list(SHEET_HEADER)
 #: A Tuesday, NYSE open; Thursday 26 is Thanksgiving, Friday 27 closes early.
 DAY = date(2026, 11, 24)
 ACTIVE = ("alice", "bruno", "dario")  # carla is disabled, elena suspended

@@ -8,19 +8,10 @@ from pathlib import Path
 import pytest
 
 from spreadpilot.adapters.embedded.csv_sheet import CsvSignalSource, detect_delimiter
-from spreadpilot.domain.sheet import SheetFound, parse_signal_sheet
+from spreadpilot.domain.sheet import SHEET_HEADER, SheetFound, parse_signal_sheet
 from spreadpilot.ports.signal_source import SignalSource, SignalSourceError
 
-HEADER = [
-    "Data",
-    "Ticker",
-    "Strategia",
-    "Quantità per Leg",
-    "Buy Put",
-    "Sell Put",
-    "Sell Call",
-    "Buy Call",
-]
+HEADER = list(SHEET_HEADER)
 DAY = date(2026, 11, 24)
 
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from spreadpilot.domain.errors import FieldError
 from spreadpilot.domain.sheet import (
+    SHEET_HEADER,
     SheetAmbiguous,
     SheetFound,
     SheetIncomplete,
@@ -22,16 +23,7 @@ from spreadpilot.domain.sheet import (
 from spreadpilot.domain.signal import Strategy
 
 DAY = date(2026, 11, 24)
-H = [
-    "Data",
-    "Ticker",
-    "Strategia",
-    "Quantità per Leg",
-    "Buy Put",
-    "Sell Put",
-    "Sell Call",
-    "Buy Call",
-]
+H = list(SHEET_HEADER)
 LONG = ["24/11/2026", "QQQ", "Long", "2", "486", "488"]
 SHORT = ["24/11/2026", "QQQ", "Short", "2", "-", "-", "492", "494"]
 

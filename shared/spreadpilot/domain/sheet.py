@@ -117,6 +117,8 @@ _COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
     SELL_CALL: ("Sell Call", ()),
     BUY_CALL: ("Buy Call", ()),
 }
+#: The header row as the live sheet writes it, in column order (demo, tests, templates).
+SHEET_HEADER: tuple[str, ...] = tuple(name for name, _ in _COLUMNS.values())
 _UNUSED = frozenset({"-", "–", "—", "−"})
 _MAX_WARNINGS = 20
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from spreadpilot.domain.calendar import NEW_YORK, MarketCalendar, ny_date, ny_datetime
+from spreadpilot.domain.sheet import SHEET_HEADER
 from spreadpilot.local.morning import run_schedule
 from spreadpilot.platform import collections as C
 from spreadpilot.platform.clock import SimClock, SystemClock
@@ -29,16 +30,7 @@ from spreadpilot.platform.wiring import Container
 from spreadpilot.services.followers import parse_followers, save_followers
 
 MARKER = ".spreadpilot-demo"
-HEADER = [
-    "Data",
-    "Ticker",
-    "Strategia",
-    "Quantità per Leg",
-    "Buy Put",
-    "Sell Put",
-    "Sell Call",
-    "Buy Call",
-]
+HEADER = list(SHEET_HEADER)
 
 
 def _fresh_dir(path: Path) -> None:
