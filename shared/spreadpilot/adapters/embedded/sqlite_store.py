@@ -245,7 +245,7 @@ def _matches(data: Document, f: Filter) -> bool:
     return key >= target
 
 
-def select(
+def _select(
     rows: Iterable[tuple[str, Document]],
     filters: Sequence[Filter],
     order_by: str | None,
@@ -420,7 +420,7 @@ class SqliteStore:
         check_path(collection)
         check_query(filters, order_by, descending, limit)
         rows = self._read("SELECT id, data FROM documents WHERE collection = ?", (collection,))
-        return select(
+        return _select(
             ((doc_id, _loads(text)) for doc_id, text in rows), filters, order_by, descending, limit
         )
 
