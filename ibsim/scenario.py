@@ -1,0 +1,337 @@
+"""A scripted trading day: clock, accounts, market, fill behaviour, pacing, faults.
+
+Loaded from YAML or JSON (YAML is a superset), e.g.::
+
+    clock: {start: "2026-11-24T09:25", speed: 60}   # New York time; 60x real time
+    accounts: [DU000001, DU000002]                    # several = advisor style
+    seed: 7
+    market: {spot: 600, volatility: 0.2, waypoints: [["10:30", 596]]}
+    fills: {improvement_probability: 0.3}
+    pacing: {enabled: true, max_per_second: 50}
+    faults:
+      - {at: "10:15", action: lose_connectivity}
+      - {at: "10:16", action: restore_data_lost}
+      - {at: "12:00:30", action: restart}
+
+`market` is `ibsim.market.MarketConfig` and `fills` `ibsim.engine.EngineConfig`
+(validated by those models when the modules exist). Errors name the field
+and say how to fix it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import threading
+import time as _time
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from spreadpilot.domain.calendar import NEW_YORK, ny_date, ny_datetime
+from spreadpilot.platform.clock import SimClock, SystemClock
+from spreadpilot.ports.clock import Clock
+
+if TYPE_CHECKING:
+    from ibsim.server import Gateway
+
+FaultName = Literal["lose_connectivity", "restore", "restore_data_lost", "restart"]
+
+#: How to fix a field, shown after pydantic's own message.
+_FIXES: dict[str, str] = {
+    "clock.start": "write New York local time as YYYY-MM-DDTHH:MM[:SS], e.g. 2026-11-24T09:25",
+    "clock.speed": 'write a positive number (1 = real time, 60 = a minute per second) or "sim"',
+    "accounts": "write a non-empty list of distinct IB account ids, e.g. [DU000001, DU000002]",
+    "seed": "write an integer",
+    "market": "see ibsim.market.MarketConfig for the fields (spot, volatility, waypoints, ...)",
+    "fills": "see ibsim.engine.EngineConfig for the fields (improvement_probability, ...)",
+    "pacing.enabled": "write true or false",
+    "pacing.max_per_second": "write a positive integer (IB: 50)",
+    "faults.at": 'write New York time as "HH:MM" or "HH:MM:SS", quoted in YAML',
+    "faults.action": "use lose_connectivity, restore, restore_data_lost or restart",
+}
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot run; the message lists every bad field and its fix."""
+
+
+class ClockConfig(BaseModel):
+    """When the simulated day starts and how fast it runs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: datetime | None = Field(
+        default=None,
+        description="New York time the clock starts at (naive = New York); None = now.",
+    )
+    speed: float | Literal["sim"] = Field(
+        default=1.0,
+        description='1.0 = real time, N = N times faster, "sim" = the embedded SimClock '
+        "(advanced by the platform or a test).",
+    )
+
+    @field_validator("start")
+    @classmethod
+    def _new_york(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=NEW_YORK)
+        return value.astimezone(UTC)
+
+    @field_validator("speed")
+    @classmethod
+    def _positive(cls, value: float | str) -> float | str:
+        if isinstance(value, float | int) and value <= 0:
+            raise ValueError("speed must be positive")
+        return value
+
+
+class PacingConfig(BaseModel):
+    """IB's message pacing: over `max_per_second` on a connection -> error 100, disconnect."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    max_per_second: int = Field(default=50, gt=0)
+
+
+class Fault(BaseModel):
+    """One scripted fault at a New York time of the scenario's day."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at: time
+    action: FaultName
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _hhmm(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            # YAML 1.1 reads an unquoted 10:15 as the sexagesimal 615 (minutes)
+            return time(value // 60 % 24, value % 60) if value < 24 * 60 else value
+        if isinstance(value, str):
+            try:
+                return time.fromisoformat(value.strip())
+            except ValueError:
+                raise ValueError(f"{value!r} is not HH:MM or HH:MM:SS") from None
+        return value
+
+
+def _lazy_model(module: str, name: str, value: Any) -> Any:
+    """Validate `value` with module.name when that module exists; else keep the dict."""
+    try:
+        model = getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        if value is None or isinstance(value, dict):
+            return value or {}
+        raise ValueError("must be a mapping of fields") from None
+    if value is None:
+        return model()
+    if isinstance(value, model):
+        return value
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ValueError(problems) from None
+
+
+class Scenario(BaseModel):
+    """A whole simulated day for one gateway."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    clock: ClockConfig = Field(default_factory=ClockConfig)
+    accounts: list[str] = Field(default_factory=lambda: ["DU000001"])
+    seed: int = Field(default=1, description="Seed of the engine's random choices.")
+    market: Any = Field(default=None, description="ibsim.market.MarketConfig fields.")
+    fills: Any = Field(default=None, description="ibsim.engine.EngineConfig fields.")
+    pacing: PacingConfig = Field(default_factory=PacingConfig)
+    faults: list[Fault] = Field(default_factory=list)
+
+    @field_validator("accounts")
+    @classmethod
+    def _accounts(cls, value: list[str]) -> list[str]:
+        cleaned = [a.strip() for a in value]
+        if not cleaned:
+            raise ValueError("at least one account is needed")
+        bad = [a for a in cleaned if not a or not a.isalnum()]
+        if bad:
+            raise ValueError(f"account ids are letters and digits only, got {bad}")
+        if len(set(cleaned)) != len(cleaned):
+            raise ValueError("account ids must be distinct")
+        return cleaned
+
+    @field_validator("market", mode="before")
+    @classmethod
+    def _market(cls, value: Any) -> Any:
+        return _lazy_model("ibsim.market", "MarketConfig", value)
+
+    @field_validator("fills", mode="before")
+    @classmethod
+    def _fills(cls, value: Any) -> Any:
+        return _lazy_model("ibsim.engine", "EngineConfig", value)
+
+    # -- loading ------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: Path) -> Scenario:
+        """Read a YAML/JSON scenario file; ScenarioError names every bad field."""
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ScenarioError(f"{path}: not valid YAML/JSON: {exc}") from None
+        return cls.parse(raw or {}, source=str(path))
+
+    @classmethod
+    def parse(cls, raw: Any, source: str = "scenario") -> Scenario:
+        """Validate a mapping (e.g. parsed JSON) into a Scenario, with readable errors."""
+        if not isinstance(raw, dict):
+            raise ScenarioError(f"{source}: the top level must be a mapping of fields")
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise ScenarioError(_explain(exc, source)) from None
+
+    @classmethod
+    def from_json(cls, text: str) -> Scenario:
+        return cls.parse(json.loads(text))
+
+    # -- derived --------------------------------------------------------------------
+
+    def start(self, now: datetime | None = None) -> datetime:
+        """The clock's start as an aware UTC moment (now when not set)."""
+        return self.clock.start or (now or datetime.now(UTC))
+
+    def day(self, now: datetime | None = None) -> date:
+        """The New York date the scenario's faults refer to."""
+        return ny_date(self.start(now))
+
+    def fault_schedule(self, day: date) -> list[tuple[datetime, str]]:
+        """Faults as (aware UTC moment, action) on `day`, in time order."""
+        return sorted((ny_datetime(day, f.at), f.action) for f in self.faults)
+
+
+def _explain(exc: ValidationError, source: str) -> str:
+    lines = [f"{source}: {exc.error_count()} problem(s):"]
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        field = ".".join(loc)
+        key = ".".join(p for p in loc if not p.isdigit())
+        fix = _FIXES.get(key) or _FIXES.get(loc[0] if loc else "", "")
+        line = f"  {field or '(top)'}: {err['msg']}"
+        if err["type"] == "extra_forbidden":
+            line = f"  {field}: unknown field"
+            fix = "remove it or check the spelling"
+        lines.append(line + (f" (fix: {fix})" if fix else ""))
+    return "\n".join(lines)
+
+
+class ScaledClock:
+    """Real time from a chosen start, optionally faster: now = start + elapsed x speed.
+
+    Lets the standalone gateway start at, say, 09:25 New York on a given day
+    and run a morning in minutes; sleep() waits the scaled wall time.
+    """
+
+    def __init__(self, start: datetime, speed: float = 1.0) -> None:
+        if start.tzinfo is None:
+            raise ValueError("ScaledClock start must be timezone-aware")
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self.start = start.astimezone(UTC)
+        self.speed = speed
+        self._t0 = _time.monotonic()
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            elapsed = _time.monotonic() - self._t0
+        return self.start + timedelta(seconds=elapsed * self.speed)
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            _time.sleep(seconds / self.speed)
+
+
+def make_clock(scenario: Scenario) -> Clock:
+    """The clock a scenario asks for: SimClock for "sim", system time, or a scaled clock."""
+    speed = scenario.clock.speed
+    start = scenario.clock.start
+    if speed == "sim":
+        return SimClock(start or datetime.now(UTC))
+    if start is None and speed == 1.0:
+        return SystemClock()
+    return ScaledClock(start or datetime.now(UTC), float(speed))
+
+
+def _optional(module: str) -> Any:
+    """A sibling ibsim module, or None while it is not written yet."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        return None
+
+
+def build_gateway(
+    scenario: Scenario,
+    clock: Clock,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    calendar: Any = None,
+) -> Gateway:
+    """A Gateway for a scenario on a given clock (not started), with every module present.
+
+    Market model, instruments, quote book and engine are built when their
+    modules exist; the gateway still connects clients without them. Faults
+    are scheduled on the New York day of the clock's current time.
+    """
+    from ibsim.server import Gateway
+    from spreadpilot.domain.calendar import MarketCalendar
+
+    calendar = calendar or MarketCalendar()
+    now = clock.now()
+    day = ny_date(now)
+    market = instruments = quotes = engine = None
+    market_mod = _optional("ibsim.market")
+    if market_mod is not None:
+        config = scenario.market if scenario.market is not None else market_mod.MarketConfig()
+        market = market_mod.MarketModel(config, day, calendar)
+        instruments_mod = _optional("ibsim.instruments")
+        if instruments_mod is not None:
+            instruments = instruments_mod.Instruments(calendar, market)
+            quotes = market_mod.QuoteBook(market, instruments)
+    engine_mod = _optional("ibsim.engine")
+    if engine_mod is not None and quotes is not None:
+        fills = scenario.fills if scenario.fills is not None else engine_mod.EngineConfig()
+        engine = engine_mod.Engine(
+            clock, quotes, instruments, list(scenario.accounts), fills, calendar, scenario.seed
+        )
+    gateway = Gateway(
+        clock,
+        list(scenario.accounts),
+        market,
+        instruments,
+        engine,
+        pacing=scenario.pacing.enabled,
+        max_msgs_per_sec=scenario.pacing.max_per_second,
+        host=host,
+        port=port,
+        quotes=quotes,
+        calendar=calendar,
+    )
+    for at, action in scenario.fault_schedule(scenario.day(now)):
+        gateway.schedule_fault(at, action)
+    return gateway
