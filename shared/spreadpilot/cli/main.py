@@ -38,6 +38,10 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class UsageError(ValueError):
+    """A command was asked for something it cannot do (e.g. a demo on a holiday)."""
+
+
 def friendly(fn: F) -> F:
     """Turn configuration and validation errors into one clear message and exit code 2."""
 
@@ -45,7 +49,13 @@ def friendly(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (SettingsError, DomainValidationError, FileNotFoundError) as exc:
+        except (
+            SettingsError,
+            DomainValidationError,
+            FileNotFoundError,
+            FileExistsError,
+            UsageError,
+        ) as exc:
             err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
             raise typer.Exit(2) from None
 
@@ -70,7 +80,10 @@ def demo(
     signal poll 09:25-09:45 ET, one order intent per enabled follower."""
     from spreadpilot.local.demo import run_demo
 
-    run_demo(out, data_dir, date.fromisoformat(day) if day else None)
+    try:
+        run_demo(out, data_dir, date.fromisoformat(day) if day else None)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 @app.command()

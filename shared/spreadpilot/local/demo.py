@@ -18,8 +18,10 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from ibsim.market import MarketConfig
 from spreadpilot.domain.calendar import NEW_YORK, MarketCalendar, ny_date, ny_datetime
 from spreadpilot.domain.sheet import SHEET_HEADER
+from spreadpilot.local.broker_preview import preview_intents
 from spreadpilot.local.morning import run_schedule
 from spreadpilot.platform import collections as C
 from spreadpilot.platform.clock import SimClock, SystemClock
@@ -77,7 +79,9 @@ def run_demo(out: Console, data_dir: Path, day: date | None = None) -> None:
     save_followers(c.store, parse_followers(yaml.safe_load(sample)["followers"]))
     history = _history(cal, day)
     half_typed = [f"{day:%d/%m/%Y}", "QQQ", "Long"]  # quantity and strikes not yet typed
-    complete = [f"{day:%d/%m/%Y}", " QQQ", "Long", "2", "486", "488,0", "-", "-"]
+    # Strikes a few dollars below the simulated broker's opening price, as a strategist would.
+    short = int(MarketConfig().spot) - 1
+    complete = [f"{day:%d/%m/%Y}", " QQQ", "Long", "2", str(short - 2), f"{short},0", "-", "-"]
     _write_sheet(settings.sheet_csv_path, [*history, half_typed])
 
     def strategist(moment: datetime, job: Job) -> None:
@@ -129,6 +133,32 @@ def run_demo(out: Console, data_dir: Path, day: date | None = None) -> None:
             o["order_ref"] or o["reason"],
         )
     out.print(table)
+
+    intent_docs = [snap.data["intent"] for snap in c.store.query(C.ORDER_INTENTS)]
+    if intent_docs:
+        port, previews = preview_intents(sorted(intent_docs, key=lambda i: i["follower_id"]), clock)
+        checks = Table(
+            "follower",
+            "account",
+            "contracts",
+            "mid credit",
+            "natural credit",
+            "whatIf margin",
+            "commission",
+            title=f"Broker check at {clock.now().astimezone(NEW_YORK):%H:%M} ET "
+            f"(IB Gateway simulator on 127.0.0.1:{port}, real ib_async)",
+        )
+        for p in previews:
+            checks.add_row(
+                p.follower_id,
+                p.account,
+                str(p.quantity),
+                f"${p.mid_credit}",
+                f"${p.natural_credit}",
+                f"${p.margin}",
+                f"${p.commission}",
+            )
+        out.print(checks)
 
     alerts = c.store.query(C.ALERTS)
     out.print(
