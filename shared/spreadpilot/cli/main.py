@@ -15,6 +15,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from ibsim.cli import ibsim as ibsim_command
 from spreadpilot.domain.calendar import NEW_YORK, MarketCalendar, ny_date, ny_datetime
 from spreadpilot.domain.errors import DomainValidationError
 from spreadpilot.platform import collections as C
@@ -31,6 +32,7 @@ app = typer.Typer(
 followers_app = typer.Typer(help="Follower records.", no_args_is_help=True)
 settings_app = typer.Typer(help="Configuration.", no_args_is_help=True)
 app.add_typer(followers_app, name="followers")
+app.command("ibsim")(ibsim_command)
 app.add_typer(settings_app, name="settings")
 # Wide enough for orderRefs when piped (CI logs, `| less`); a terminal sets its own.
 out = Console(width=None if sys.stdout.isatty() else 120)
