@@ -111,9 +111,13 @@ class Fault(BaseModel):
     @field_validator("at", mode="before")
     @classmethod
     def _hhmm(cls, value: Any) -> Any:
-        if isinstance(value, int) and not isinstance(value, bool):
-            # YAML 1.1 reads an unquoted 10:15 as the sexagesimal 615 (minutes)
-            return time(value // 60 % 24, value % 60) if value < 24 * 60 else value
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            # YAML 1.1 reads unquoted 10:15 as sexagesimal 615 (minutes) and
+            # 10:15:30 as 36930 (seconds); before 00:24 the two would collide.
+            seconds = value * 60 if value < 24 * 60 else value
+            if seconds < 24 * 3600:
+                return time(seconds // 3600, seconds // 60 % 60, seconds % 60)
+            raise ValueError(f"{value} is not HH:MM or HH:MM:SS (quote the time in YAML)")
         if isinstance(value, str):
             try:
                 return time.fromisoformat(value.strip())

@@ -317,7 +317,7 @@ class Session(asyncio.Protocol):
             limit,
         )
         self._gateway.pacing_violations += 1
-        self._inbox.clear()
+        self._drain()  # what came before the violating message is still answered
         self.error(
             -1,
             100,
@@ -344,6 +344,7 @@ class Session(asyncio.Protocol):
             log.exception("%s: handler failed", self._tag())
         finally:
             self._busy = False
+        self._gateway.kick()  # an async handler may have changed orders meanwhile
         self._drain()
 
     def _dispatch(self, fields: list[str]) -> Awaitable[None] | None:

@@ -316,7 +316,7 @@ seed: 7
 pacing: {enabled: false, max_per_second: 40}
 faults:
   - {at: 10:15, action: lose_connectivity}
-  - {at: "10:16:30", action: restore}
+  - {at: 10:16:30, action: restore}
 """
 
 
