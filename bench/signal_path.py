@@ -19,13 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.embedded import DAY, HEADER, bull_put_row, make_platform
-
 from spreadpilot.domain.calendar import MarketCalendar
 from spreadpilot.domain.follower import Follower
 from spreadpilot.domain.sheet import parse_signal_sheet
 from spreadpilot.platform.logs import configure_logging
 from spreadpilot.services.followers import save_followers
+from tests.support.embedded import DAY, HEADER, bull_put_row, make_platform
 
 
 def timed(fn: Callable[[], object], repeat: int) -> float:
