@@ -1,0 +1,180 @@
+"""Broker port: what the gateway agent needs of IB, in domain terms.
+
+Prices here are positive credits (Decimal, USD per share); only the adapter
+turns them into IB's signed BAG prices. Dry-run is enforced by the adapter
+itself: in dry-run no order is ever routed, whatever the caller does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Protocol
+
+from spreadpilot.domain.spread import VerticalSpread
+
+
+class BrokerError(Exception):
+    """IB refused or failed; `code` is IB's error code when there is one."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ReconcileUnknown(BrokerError):
+    """IB's state could not be read in time: unknown, never 'nothing there'."""
+
+
+@dataclass(frozen=True)
+class Legs:
+    """The qualified legs of a vertical (0DTE), conIds cached by the adapter."""
+
+    spread: VerticalSpread
+    expiry: str  # YYYYMMDD
+    short_con_id: int
+    long_con_id: int
+
+
+@dataclass(frozen=True)
+class SpreadQuote:
+    """Both legs' quotes at one moment; credits follow from them."""
+
+    at: datetime
+    short_bid: Decimal | None
+    short_ask: Decimal | None
+    long_bid: Decimal | None
+    long_ask: Decimal | None
+
+    @property
+    def two_sided(self) -> bool:
+        """Both legs quoted on both sides (a far OTM long leg may bid 0, never ask 0)."""
+        sb, sa, lb, la = self.short_bid, self.short_ask, self.long_bid, self.long_ask
+        return (
+            sb is not None
+            and sa is not None
+            and lb is not None
+            and la is not None
+            and sb > 0
+            and sa > 0
+            and la > 0
+            and lb >= 0
+        )
+
+    @property
+    def mid_credit(self) -> Decimal:
+        assert self.two_sided
+        short_mid = (self.short_bid + self.short_ask) / 2  # type: ignore[operator]
+        long_mid = (self.long_bid + self.long_ask) / 2  # type: ignore[operator]
+        return short_mid - long_mid
+
+    @property
+    def natural_credit(self) -> Decimal:
+        assert self.two_sided
+        return self.short_bid - self.long_ask  # type: ignore[operator]
+
+
+@dataclass(frozen=True)
+class MarginCheck:
+    """whatIf result. `complete` is False when IB's reply lacked figures (sentinels)."""
+
+    complete: bool
+    init_margin_change: Decimal | None
+    maint_margin_change: Decimal | None
+    commission: Decimal | None
+    available_funds: Decimal | None
+
+    @property
+    def sufficient(self) -> bool | None:
+        """None when unknown (incomplete reply); the caller decides, never guesses."""
+        if not self.complete or self.init_margin_change is None or self.available_funds is None:
+            return None
+        return self.available_funds >= self.init_margin_change
+
+
+class OrderState(StrEnum):
+    PENDING = "PENDING"  # sent, not yet acknowledged
+    RESTING = "RESTING"  # PreSubmitted: waiting for the open
+    WORKING = "WORKING"  # Submitted
+    FILLED = "FILLED"
+    CANCELLED = "CANCELLED"
+    REJECTED = "REJECTED"
+
+
+@dataclass(frozen=True)
+class LegFill:
+    exec_id: str
+    con_id: int
+    side: str  # BOT / SLD
+    quantity: int
+    price: Decimal  # per share, positive
+    commission: Decimal | None
+    time: datetime
+
+
+@dataclass(frozen=True)
+class OrderSnapshot:
+    """What IB says of one of our orders, found by orderRef."""
+
+    order_ref: str
+    account: str
+    order_id: int
+    perm_id: int
+    state: OrderState
+    quantity: int
+    filled: int
+    credit: Decimal | None  # the working limit as a positive credit
+    avg_fill_credit: Decimal | None
+    fills: tuple[LegFill, ...] = field(default=())
+    reason: str = ""  # IB's rejection text, with its code
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """IB's view of a set of orderRefs after a (re)connect: each found or absent."""
+
+    found: dict[str, OrderSnapshot]
+
+    def has(self, order_ref: str) -> bool:
+        return order_ref in self.found
+
+
+class Broker(Protocol):
+    """One IB Gateway connection (one fixed clientId); accounts named per order."""
+
+    dry_run: bool
+
+    async def connect(self) -> None: ...
+
+    async def disconnect(self) -> None: ...
+
+    def is_connected(self) -> bool: ...
+
+    async def qualify(self, spread: VerticalSpread, expiry: str) -> Legs: ...
+
+    async def quote(self, legs: Legs) -> SpreadQuote: ...
+
+    async def what_if(
+        self, legs: Legs, account: str, quantity: int, credit: Decimal
+    ) -> MarginCheck: ...
+
+    async def place(
+        self, legs: Legs, account: str, quantity: int, credit: Decimal, order_ref: str
+    ) -> OrderSnapshot:
+        """A BUY BAG limit order for `credit` (IB price -credit); returns once acknowledged."""
+        ...
+
+    async def modify(self, order_ref: str, credit: Decimal) -> OrderSnapshot: ...
+
+    async def cancel(self, order_ref: str) -> OrderSnapshot:
+        """Returns once IB confirmed the cancel (or the order was already done)."""
+        ...
+
+    def snapshot(self, order_ref: str) -> OrderSnapshot | None: ...
+
+    async def reconcile(self, order_refs: list[str]) -> Reconciliation:
+        """Open orders, completed orders and executions of today, matched by orderRef.
+        Raises ReconcileUnknown when IB's answer did not come in time."""
+        ...
