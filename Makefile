@@ -6,7 +6,7 @@ UV := .tools/bin/uv
 VENV := .venv
 STAMP := $(VENV)/.synced
 
-.PHONY: demo test lint fmt bench clean
+.PHONY: demo test lint fmt bench clean package checkov
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -39,3 +39,21 @@ clean:
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/signal_path.py
+	$(VENV)/bin/python bench/ibsim_latency.py
+
+# Issue 7: the functions' deployable zips (dist/functions/<name>.zip) and the
+# offline Terraform checks' checkov, in its own environment so its many pins
+# never touch .venv.
+CHECKOV := .tools/checkov/bin/checkov
+
+package: $(STAMP) requirements.txt
+	$(VENV)/bin/python deploy/package.py
+
+$(CHECKOV): $(UV) deploy/checkov-requirements.txt
+	rm -rf .tools/checkov
+	$(UV) venv --quiet --python $(PYTHON) .tools/checkov
+	$(UV) pip install --quiet --python .tools/checkov/bin/python --require-hashes -r deploy/checkov-requirements.txt
+	touch $(CHECKOV)
+
+checkov: $(CHECKOV)
+	$(CHECKOV) --skip-download --quiet --compact --framework terraform -d terraform

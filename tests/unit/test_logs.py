@@ -39,3 +39,15 @@ def test_secrets_are_masked_everywhere(
 def test_missing_secret_says_where_to_put_it(tmp_path: object) -> None:
     with pytest.raises(MissingSecret, match="export SPREADPILOT_SECRET_SENDGRID_API_KEY"):
         EnvFileSecrets().get("sendgrid-api-key")
+
+
+def test_multiline_json_secrets_are_masked_in_json_lines(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = '{"private_key": "-----BEGIN KEY-----\\nabc123secret\\n-----END KEY-----"}'
+    monkeypatch.setenv("SPREADPILOT_SECRET_SHEETS_SERVICE_ACCOUNT", key)
+    value = EnvFileSecrets().get("sheets-service-account")
+    configure_logging("t")
+    logging.getLogger("t").warning("loaded %s", value)
+    line = capsys.readouterr().out
+    assert "abc123secret" not in line and "***" in line

@@ -33,6 +33,9 @@ def register_secret(value: str) -> None:
     if len(value) >= 6:
         with _secrets_lock:
             _secrets.add(value)
+            # Log lines are JSON: a value with quotes or newlines (a service-account
+            # key) appears escaped there, so mask that spelling too.
+            _secrets.add(json.dumps(value, ensure_ascii=False)[1:-1])
 
 
 def set_context(*, labels: dict[str, str] | None = None, trace: str | None = None) -> None:

@@ -64,11 +64,16 @@ class Container:
 
     @cached_property
     def secrets(self) -> Secrets:
-        # In GCP, Cloud Functions mount Secret Manager secrets as env vars/files,
-        # so the same adapter reads them there.
+        s = self.settings
+        if s.mode == "gcp":
+            # Read at first use with the component's own service account, which
+            # Terraform lets read exactly the secrets secrets.yaml gives it.
+            from spreadpilot.adapters.gcp.secret_manager import SecretManagerSecrets
+
+            return SecretManagerSecrets(s.project_id, timeout=s.rpc_timeout_seconds)
         from spreadpilot.adapters.embedded.env_secrets import EnvFileSecrets
 
-        return EnvFileSecrets(self.settings.secrets_dir)
+        return EnvFileSecrets(s.secrets_dir)
 
     @cached_property
     def signal_source(self) -> SignalSource:

@@ -1,0 +1,150 @@
+"""The Terraform provisions exactly what the code needs (offline: no provider is downloaded).
+
+See tests/deploy/consistency.py for how the two views are compared, and
+test_mutations.py for the proof that these checks fail when either side drifts.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+import pytest
+import yaml
+
+from spreadpilot.platform.schedules import jobs
+from spreadpilot.platform.topology import topology
+from tests.deploy import consistency as cons
+from tests.deploy.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def catalog(terraform: str) -> dict[str, Any]:
+    return cons.catalog_of(terraform, REPO)
+
+
+@pytest.fixture(scope="module")
+def blocks() -> list[cons.Resource]:
+    return cons.resources(REPO)
+
+
+def test_terraform_is_formatted(terraform: str) -> None:
+    done = subprocess.run(
+        [terraform, "fmt", "-check", "-recursive", "-diff", str(REPO / "terraform")],
+        capture_output=True,
+        text=True,
+        env=cons.terraform_env(),
+    )
+    assert done.returncode == 0, f"run `terraform fmt -recursive terraform`:\n{done.stdout}"
+
+
+def test_code_and_terraform_agree(terraform: str) -> None:
+    assert cons.problems(terraform, REPO) == []
+
+
+def test_every_function_folder_is_one_function_with_its_entry_point_and_trigger(
+    catalog: dict[str, Any],
+) -> None:
+    folders = sorted(p.parent.name for p in (REPO / "functions").glob("*/main.py"))
+    assert folders == sorted(catalog["functions"])
+    assert {"dispatcher", "signal_poller"} <= set(folders)
+    for name in folders:
+        spec = catalog["functions"][name]
+        assert spec["entry_point"] in cons.entry_points(REPO / "functions" / name / "main.py")
+        assert topology().push_subscription_for(name).name == spec["trigger"]
+    assert catalog["function_publishes"]["dispatcher"] == [
+        "alerts",
+        "dispatcher-dead-letter",
+        "orders",
+    ]
+
+
+def test_every_cron_of_every_job_is_a_scheduler_job_in_its_time_zone(
+    catalog: dict[str, Any],
+) -> None:
+    provisioned = sorted(
+        (j["job"], j["schedule"], j["time_zone"], j["topic"])
+        for j in catalog["scheduler_jobs"].values()
+    )
+    expected = sorted(
+        (job.name, cron, job.time_zone, job.topic)
+        for job in jobs().values()
+        for cron in job.schedules
+    )
+    assert provisioned == expected
+    assert catalog["scheduler_jobs"]["signal-poll"]["time_zone"] == "America/New_York"
+    assert {"time-value-check-1", "time-value-check-2", "eod-check-1", "eod-check-2"} <= set(
+        catalog["scheduler_jobs"]
+    )
+
+
+def test_topics_and_subscriptions_match_topics_yaml_dead_letters_included(
+    catalog: dict[str, Any],
+) -> None:
+    topo = topology()
+    assert set(catalog["topics"]) == set(topo.topics)
+    for name, sub in topo.subscriptions.items():
+        assert catalog["subscriptions"][name] == sub.model_dump(exclude={"name"}), name
+    for name in ("agent-orders", "agent-commands"):
+        assert catalog["subscriptions"][name]["pull"] == "gateway-agent"
+        assert catalog["subscriptions"][name]["exactly_once"] is True
+    assert catalog["agent"]["subscriptions"] == ["agent-commands", "agent-orders"]
+
+
+def test_each_secret_is_readable_only_by_its_readers(catalog: dict[str, Any]) -> None:
+    readers = {key: r["reader"] for key, r in catalog["secret_readers"].items()}
+    assert readers["sheets-service-account/signal_poller"] == "signal_poller"
+    assert [k for k in readers if k.startswith("sheets-service-account/")] == [
+        "sheets-service-account/signal_poller"
+    ]
+    assert catalog["function_secrets"] == {
+        "dispatcher": [],
+        "signal_poller": ["sheets-service-account"],
+    }
+    assert catalog["secrets"]["ib-gateway-alice"]["readers"] == ["gateway-agent"]
+
+
+def test_ib_api_is_unreachable_from_outside_the_vm(
+    terraform: str, blocks: list[cons.Resource]
+) -> None:
+    vms = cons.of_type(blocks, "google_compute_instance")
+    assert len(vms) == 1
+    assert all("access_config" not in nic for nic in vms[0].body["network_interface"])
+    inbound = [
+        r
+        for r in cons.of_type(blocks, "google_compute_firewall")
+        if r.body.get("direction", "INGRESS") == "INGRESS"
+    ]
+    assert [(r.body["source_ranges"], r.body["allow"]) for r in inbound] == [
+        (["35.235.240.0/20"], [{"protocol": "tcp", "ports": ["22"]}])
+    ]
+    assert cons.network_problems(blocks) == []
+    assert cons.gateway_problems(terraform, REPO) == []
+
+
+def test_the_gateway_vm_runs_one_gateway_per_login_under_ibc_and_the_agent(terraform: str) -> None:
+    inputs = {
+        "project_id": "p",
+        "ib_logins": cons.SAMPLE_LOGINS,
+        "gateway_image": "gateway:1",
+        "agent_image": "",
+        "agent_command": ["spreadpilot", "agent"],
+        "agent_environment": {"SPREADPILOT_MODE": "gcp"},
+    }
+    boot = cons.evaluate(terraform, REPO, "gateway_boot", inputs)
+    units = boot["gateway_units"]
+    assert sorted(units) == ["ib-gateway-alice.service", "ib-gateway-bob.service"]
+    alice = cons._exec_start(units["ib-gateway-alice.service"])
+    assert "AUTO_RESTART_TIME=11:45 PM" in alice and "TRADING_MODE=live" in alice
+    assert "127.0.0.1:4001:4003" in alice  # live API
+    assert "127.0.0.1:4002:4004" in cons._exec_start(units["ib-gateway-bob.service"])  # paper
+    assert "fetch-secret.sh p ib-gateway-alice" in units["ib-gateway-alice.service"]
+    agent = cons._exec_start(boot["agent_unit"])
+    assert agent[-2:] == ["spreadpilot", "agent"] and "host" in agent
+    # No agent image yet (issue 4): its unit is installed, never started.
+    config = yaml.safe_load(boot["user_data"])
+    assert ["systemctl", "start", "ib-gateway-bob.service"] in config["runcmd"]
+    assert not [cmd for cmd in config["runcmd"] if "spreadpilot-agent.service" in cmd]
+    assert "/etc/systemd/system/spreadpilot-agent.service" in {
+        f["path"] for f in config["write_files"]
+    }
