@@ -13,30 +13,31 @@ Loaded from YAML or JSON (YAML is a superset), e.g.::
       - {at: "10:16", action: restore_data_lost}
       - {at: "12:00:30", action: restart}
 
-`market` is `ibsim.market.MarketConfig` and `fills` `ibsim.engine.EngineConfig`
-(validated by those models when the modules exist). Errors name the field
-and say how to fix it.
+`market` is `ibsim.market.MarketConfig` and `fills` `ibsim.engine.EngineConfig`.
+Errors name the field and say how to fix it.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import threading
 import time as _time
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from spreadpilot.domain.calendar import NEW_YORK, ny_date, ny_datetime
+from ibsim.market import MarketConfig, MarketModel, QuoteBook
+from spreadpilot.domain.calendar import NEW_YORK, MarketCalendar, ny_date, ny_datetime
 from spreadpilot.platform.clock import SimClock, SystemClock
 from spreadpilot.ports.clock import Clock
 
 if TYPE_CHECKING:
     from ibsim.server import Gateway
+
+M = TypeVar("M", bound=BaseModel)
 
 FaultName = Literal["lose_connectivity", "restore", "restore_data_lost", "restart"]
 
@@ -126,16 +127,8 @@ class Fault(BaseModel):
         return value
 
 
-def _lazy_model(module: str, name: str, value: Any) -> Any:
-    """Validate `value` with module.name when that module exists; else keep the dict."""
-    try:
-        model = getattr(importlib.import_module(module), name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        if value is None or isinstance(value, dict):
-            return value or {}
-        raise ValueError("must be a mapping of fields") from None
+def _validated(model: type[M], value: Any) -> M:
+    """`value` as a `model`, its errors joined into one message for the field."""
     if value is None:
         return model()
     if isinstance(value, model):
@@ -157,7 +150,7 @@ class Scenario(BaseModel):
     clock: ClockConfig = Field(default_factory=ClockConfig)
     accounts: list[str] = Field(default_factory=lambda: ["DU000001"])
     seed: int = Field(default=1, description="Seed of the engine's random choices.")
-    market: Any = Field(default=None, description="ibsim.market.MarketConfig fields.")
+    market: MarketConfig | None = Field(default=None, description="ibsim.market.MarketConfig.")
     fills: Any = Field(default=None, description="ibsim.engine.EngineConfig fields.")
     pacing: PacingConfig = Field(default_factory=PacingConfig)
     faults: list[Fault] = Field(default_factory=list)
@@ -177,13 +170,15 @@ class Scenario(BaseModel):
 
     @field_validator("market", mode="before")
     @classmethod
-    def _market(cls, value: Any) -> Any:
-        return _lazy_model("ibsim.market", "MarketConfig", value)
+    def _market(cls, value: Any) -> MarketConfig:
+        return _validated(MarketConfig, value)
 
     @field_validator("fills", mode="before")
     @classmethod
     def _fills(cls, value: Any) -> Any:
-        return _lazy_model("ibsim.engine", "EngineConfig", value)
+        from ibsim.engine import EngineConfig  # not at the top: see build_gateway
+
+        return _validated(EngineConfig, value)
 
     # -- loading ------------------------------------------------------------------
 
@@ -278,62 +273,49 @@ def make_clock(scenario: Scenario) -> Clock:
     return ScaledClock(start or datetime.now(UTC), float(speed))
 
 
-def _optional(module: str) -> Any:
-    """A sibling ibsim module, or None while it is not written yet."""
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        return None
-
-
 def build_gateway(
     scenario: Scenario,
     clock: Clock,
     *,
     host: str = "127.0.0.1",
     port: int = 0,
-    calendar: Any = None,
+    calendar: MarketCalendar | None = None,
 ) -> Gateway:
-    """A Gateway for a scenario on a given clock (not started), with every module present.
+    """A Gateway for a scenario on a given clock (not started).
 
-    Market model, instruments, quote book and engine are built when their
-    modules exist; the gateway still connects clients without them. Faults
-    are scheduled on the New York day of the clock's current time.
+    Faults are scheduled on the New York day of the clock's current time.
     """
+    # imported here, not at the top: they load ib_async, slow for every CLI start
+    from ibsim.engine import Engine, EngineConfig
+    from ibsim.instruments import Instruments
     from ibsim.server import Gateway
-    from spreadpilot.domain.calendar import MarketCalendar
 
     calendar = calendar or MarketCalendar()
     now = clock.now()
-    day = ny_date(now)
-    market = instruments = quotes = engine = None
-    market_mod = _optional("ibsim.market")
-    if market_mod is not None:
-        config = scenario.market if scenario.market is not None else market_mod.MarketConfig()
-        market = market_mod.MarketModel(config, day, calendar)
-        instruments_mod = _optional("ibsim.instruments")
-        if instruments_mod is not None:
-            instruments = instruments_mod.Instruments(calendar, market)
-            quotes = market_mod.QuoteBook(market, instruments)
-    engine_mod = _optional("ibsim.engine")
-    if engine_mod is not None and quotes is not None:
-        fills = scenario.fills if scenario.fills is not None else engine_mod.EngineConfig()
-        engine = engine_mod.Engine(
-            clock, quotes, instruments, list(scenario.accounts), fills, calendar, scenario.seed
-        )
+    config = scenario.market if scenario.market is not None else MarketConfig()
+    market = MarketModel(config, ny_date(now), calendar)
+    instruments = Instruments(calendar, market)
+    quotes = QuoteBook(market, instruments)
+    engine = Engine(
+        clock,
+        quotes,
+        instruments,
+        list(scenario.accounts),
+        scenario.fills if scenario.fills is not None else EngineConfig(),
+        calendar,
+        scenario.seed,
+    )
     gateway = Gateway(
         clock,
         list(scenario.accounts),
         market,
         instruments,
         engine,
+        quotes=quotes,
         pacing=scenario.pacing.enabled,
         max_msgs_per_sec=scenario.pacing.max_per_second,
         host=host,
         port=port,
-        quotes=quotes,
         calendar=calendar,
     )
     for at, action in scenario.fault_schedule(scenario.day(now)):

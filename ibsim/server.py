@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import importlib
 import inspect
 import logging
 import threading
@@ -24,11 +23,15 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from types import ModuleType
 from typing import Any, Final, Literal, TypeVar
 
-from ibsim import SERVER_VERSION
-from ibsim.handlers import HANDLERS, GatewayAPI
+from ibsim import SERVER_VERSION, codec
+from ibsim.engine import Engine
+from ibsim.handlers import HANDLERS, GatewayAPI, connect
+from ibsim.handlers import market as _market_handlers  # noqa: F401  (registers handlers)
+from ibsim.handlers import orders as _order_handlers  # noqa: F401  (registers handlers)
+from ibsim.instruments import Instruments
+from ibsim.market import MarketModel, QuoteBook
 from ibsim.wire import (
     API_PREFIX,
     IN,
@@ -46,6 +49,7 @@ from ibsim.wire import (
     parse_version_range,
     split_frames,
 )
+from spreadpilot.domain.calendar import MarketCalendar
 from spreadpilot.ports.clock import Clock
 
 log = logging.getLogger("ibsim.server")
@@ -96,35 +100,6 @@ MSG_CLIENT_ID_IN_USE: Final = (
 CODE_TOO_MANY_CLIENTS: Final = 502
 #: Requests after which the engine is stepped at once (order acks must not wait a tick).
 ORDER_REQUESTS: Final = frozenset({IN.PLACE_ORDER, IN.CANCEL_ORDER, IN.REQ_GLOBAL_CANCEL})
-
-
-def _load_handler_modules() -> list[str]:
-    """Import the handler families; those written later may be missing, never broken."""
-    loaded = []
-    for name in ("connect", "market", "orders"):
-        module = f"ibsim.handlers.{name}"
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            log.debug("handler module %s not present", module)
-            continue
-        loaded.append(name)
-    return loaded
-
-
-HANDLER_MODULES: Final = _load_handler_modules()
-
-
-def _codec() -> ModuleType | None:
-    """ibsim.codec, or None while it is not there (the pump must still run)."""
-    try:
-        return importlib.import_module("ibsim.codec")
-    except ModuleNotFoundError as exc:
-        if exc.name != "ibsim.codec":
-            raise
-        return None
 
 
 _HANDSHAKE, _VERSION, _OPEN = range(3)
@@ -411,26 +386,22 @@ class ScheduledFault:
 
 
 class Gateway:
-    """A local IB Gateway: accounts, market, instruments and engine behind one port.
-
-    `market`, `instruments` and `engine` may be None while those modules are
-    absent: start-up requests are then answered with their end markers.
-    """
+    """A local IB Gateway: accounts, market, instruments and engine behind one port."""
 
     def __init__(
         self,
         clock: Clock,
         accounts: list[str],
-        market: Any = None,
-        instruments: Any = None,
-        engine: Any = None,
+        market: MarketModel,
+        instruments: Instruments,
+        engine: Engine,
         *,
+        quotes: QuoteBook,
         pacing: bool = True,
         max_msgs_per_sec: int = MAX_MSGS_PER_SEC,
         host: str = "127.0.0.1",
         port: int = 0,
-        quotes: Any = None,
-        calendar: Any = None,
+        calendar: MarketCalendar | None = None,
         max_clients: int = MAX_CLIENTS,
         pacing_grace: float = PACING_GRACE_SECONDS,
         pump_interval: float = PUMP_INTERVAL_SECONDS,
@@ -625,8 +596,6 @@ class Gateway:
         has used today, as ib_async itself keeps its ids above any it has seen."""
         highest = self._order_ids.get(client_id, 0)
         engine = self.engine
-        if engine is None:
-            return highest + 1
         if hasattr(engine, "next_valid_id"):
             return max(highest + 1, int(engine.next_valid_id()))
         records = list(engine.open_orders(client_id))
@@ -760,7 +729,7 @@ class Gateway:
         if self.faults and all(f.done for f in self.faults):
             self.faults.clear()
         routed = 0
-        if self.engine is not None and self.ib_connected:
+        if self.ib_connected:
             events = self.engine.step()
             if events:
                 routed = self.route(events)
@@ -777,7 +746,6 @@ class Gateway:
         (reqId -1) and commissionReport, Error -> error. A client that is not
         connected misses them (IB does the same; it reconciles on reconnect).
         """
-        codec = None
         changed_accounts: set[str] = set()
         routed = 0
         for event in events:
@@ -802,10 +770,6 @@ class Gateway:
             session = self.session(int(record.client_id))
             if session is None:
                 continue
-            codec = codec or _codec()
-            if codec is None:
-                log.warning("ibsim.codec missing: %s not sent", kind)
-                continue
             version = session.server_version
             if kind in ("OpenOrderEvent", "WhatIfEvent"):
                 session.send(*codec.encode_record_open_order(record, version))
@@ -824,16 +788,10 @@ class Gateway:
         return routed
 
     def _stream_accounts(self, accounts: set[str]) -> None:
-        from ibsim.handlers import connect
-
         for session in self._live():
             connect.refresh_after_fills(session, accounts)
 
     def _stream_pnl(self) -> None:
-        if self.engine is None:
-            return
-        from ibsim.handlers import connect
-
         for session in self._live():
             if session.pnl_subscriptions:
                 connect.refresh_pnl(session)

@@ -8,10 +8,13 @@ fields after the message id (all text, as on the wire). It answers through
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from ibsim.engine import Engine
+    from ibsim.instruments import Instruments
+    from ibsim.market import MarketModel, QuoteBook
     from spreadpilot.ports.clock import Clock
 
 
@@ -20,9 +23,15 @@ class GatewayAPI(Protocol):
 
     clock: Clock
     accounts: list[str]  # managed accounts, in managedAccounts order
-    market: Any  # ibsim.market.MarketModel
-    instruments: Any  # ibsim.instruments.Instruments
-    engine: Any  # ibsim.engine.Engine
+    market: MarketModel
+    instruments: Instruments
+    quotes: QuoteBook
+    engine: Engine
+    ib_connected: bool  # False while connectivity to IB is lost (no fills, no ticks)
+
+    def route(self, events: Iterable[object]) -> int:
+        """Send engine events to the clients that own them; the number routed."""
+        ...
 
 
 class SessionAPI(Protocol):

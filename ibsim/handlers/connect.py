@@ -2,10 +2,9 @@
 
 startApi, ids, time, managed accounts, positions, account updates (single and
 multi), account summary, PnL, open/completed orders and executions. Answers
-come from the engine's query API and the codec's order/execution encoders;
-while those modules are absent each request still gets its end marker, so a
-connect never waits for a timeout. Layouts follow ib_async 2.1's decoder for
-server version 176 (field counts noted per message).
+come from the engine's query API and the codec's order/execution encoders.
+Layouts follow ib_async 2.1's decoder for server version 176 (field counts
+noted per message).
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo
 
+from ibsim import codec
 from ibsim.handlers import SessionAPI, handles
 from ibsim.wire import IN, OUT, fmt
 from spreadpilot.domain.calendar import NEW_YORK
@@ -44,12 +44,6 @@ def _int(text: str, default: int = 0) -> int:
         return int(text) if text else default
     except ValueError:
         return default
-
-
-def _codec() -> Any:
-    from ibsim.server import _codec as load
-
-    return load()
 
 
 # -- connection -------------------------------------------------------------------
@@ -118,8 +112,6 @@ def _contract_fields(c: Any, exchange: str) -> list[object]:
 
 
 def _positions(gateway: Gateway, accounts: Iterable[str] | None = None) -> list[Any]:
-    if gateway.engine is None:
-        return []
     wanted = set(accounts) if accounts is not None else None
     return [p for p in gateway.engine.positions() if wanted is None or p.account in wanted]
 
@@ -170,22 +162,18 @@ def _stream_positions(s: Session, accounts: set[str]) -> None:
 
 
 def _values(gateway: Gateway, account: str) -> dict[str, tuple[str, str]]:
-    if gateway.engine is None:
-        return {}
     return dict(gateway.engine.account_values(account))
 
 
 def _market_price(gateway: Gateway, position: Any) -> Decimal:
     """Mid (else last) from the quote book; the average cost per unit without one."""
     multiplier = Decimal(str(position.contract.multiplier or 1))
-    quotes = gateway.quotes
-    if quotes is not None:
-        quote = quotes.quote(int(position.contract.conId), gateway.clock.now())
-        if quote is not None:
-            if quote.bid and quote.ask and quote.bid > 0 and quote.ask > 0:
-                return Decimal(quote.bid + quote.ask) / 2
-            if quote.last:
-                return Decimal(quote.last)
+    quote = gateway.quotes.quote(int(position.contract.conId), gateway.clock.now())
+    if quote is not None:
+        if quote.bid and quote.ask and quote.bid > 0 and quote.ask > 0:
+            return Decimal(quote.bid + quote.ask) / 2
+        if quote.last:
+            return Decimal(quote.last)
     return Decimal(str(position.avg_cost)) / multiplier
 
 
@@ -196,7 +184,7 @@ def _portfolio(gateway: Gateway, account: str) -> list[tuple[Any, ...]]:
     its business); otherwise marked here at the quote book's mid.
     """
     engine = gateway.engine
-    if engine is not None and hasattr(engine, "portfolio"):
+    if hasattr(engine, "portfolio"):
         return [
             (
                 i.contract,
@@ -345,10 +333,9 @@ def cancel_account_summary(session: SessionAPI, fields: list[str]) -> None:
 
 def _send_pnl(s: Session, req_id: int, account: str, force: bool) -> None:
     """pnl `94, reqId, daily, unrealized, realized` (no version field), when changed."""
-    engine = _gw(s).engine
-    if engine is None or account not in s.gateway.accounts:
+    if account not in s.gateway.accounts:
         return
-    daily, unrealized, realized = engine.pnl(account)
+    daily, unrealized, realized = s.gateway.engine.pnl(account)
     values = (fmt(daily), fmt(unrealized), fmt(realized))
     if force or s.sent_pnl.get(req_id) != values:
         s.sent_pnl[req_id] = values
@@ -403,14 +390,10 @@ def refresh_after_fills(session: Session, accounts: set[str]) -> None:
 
 def _send_open_orders(session: SessionAPI, client_id: int | None) -> None:
     """openOrder + orderStatus for each working order, then openOrderEnd `53, 1`."""
-    engine = session.gateway.engine
-    if engine is not None:
-        codec = _codec()
-        if codec is not None:
-            version = session.server_version
-            for record in engine.open_orders(client_id):
-                session.send(*codec.encode_record_open_order(record, version))
-                session.send(*codec.encode_record_status(record, version))
+    version = session.server_version
+    for record in session.gateway.engine.open_orders(client_id):
+        session.send(*codec.encode_record_open_order(record, version))
+        session.send(*codec.encode_record_status(record, version))
     session.send(OUT.OPEN_ORDER_END, 1)
 
 
@@ -435,12 +418,8 @@ def req_auto_open_orders(session: SessionAPI, fields: list[str]) -> None:
 @handles(IN.REQ_COMPLETED_ORDERS)
 def req_completed_orders(session: SessionAPI, fields: list[str]) -> None:
     """reqCompletedOrders `99, apiOnly` -> completedOrder rows, completedOrdersEnd `102`."""
-    engine = session.gateway.engine
-    if engine is not None:
-        codec = _codec()
-        if codec is not None:
-            for record in engine.completed_orders():
-                session.send(*codec.encode_record_completed_order(record, session.server_version))
+    for record in session.gateway.engine.completed_orders():
+        session.send(*codec.encode_record_completed_order(record, session.server_version))
     session.send(OUT.COMPLETED_ORDERS_END)
 
 
@@ -494,17 +473,13 @@ def req_executions(session: SessionAPI, fields: list[str]) -> None:
     req_id = _int(fields[1]) if len(fields) > 1 else 0
     values = [*fields[2:], *[""] * len(names)][: len(names)]
     flt = dict(zip(names, values, strict=True))
-    engine = session.gateway.engine
-    if engine is not None:
-        codec = _codec()
-        if codec is not None:
-            since = parse_filter_time(flt["time"])
-            for fill in engine.fills(flt["acctCode"] or None):
-                if _matches(fill, flt, since):
-                    session.send(
-                        *codec.encode_exec_details(
-                            req_id, fill.contract, fill.execution, session.server_version
-                        )
-                    )
-                    session.send(*codec.encode_commission_report(fill.commission))
+    since = parse_filter_time(flt["time"])
+    for fill in session.gateway.engine.fills(flt["acctCode"] or None):
+        if _matches(fill, flt, since):
+            session.send(
+                *codec.encode_exec_details(
+                    req_id, fill.contract, fill.execution, session.server_version
+                )
+            )
+            session.send(*codec.encode_commission_report(fill.commission))
     session.send(OUT.EXECUTION_DATA_END, 1, req_id)

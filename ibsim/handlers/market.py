@@ -41,7 +41,7 @@ from ib_async import Contract, ContractDetails
 
 from ibsim.handlers import SessionAPI, handles
 from ibsim.instruments import OPTION_EXCHANGES, SYMBOL, Instruments
-from ibsim.market import Greeks, MarketModel, Quote, QuoteBook
+from ibsim.market import Greeks, Quote, QuoteBook
 from ibsim.wire import IN, OUT
 from spreadpilot.domain.calendar import ny_date
 
@@ -167,22 +167,6 @@ def _contract(fields: list[str], at: int) -> Contract:
     )
 
 
-def _instruments(session: SessionAPI) -> Instruments | None:
-    found = session.gateway.instruments
-    return found if isinstance(found, Instruments) else None
-
-
-def _book(session: SessionAPI) -> QuoteBook | None:
-    gateway = session.gateway
-    quotes = getattr(gateway, "quotes", None)
-    if isinstance(quotes, QuoteBook):
-        return quotes
-    market, instruments = gateway.market, gateway.instruments
-    if isinstance(market, MarketModel) and isinstance(instruments, Instruments):
-        return QuoteBook(market, instruments)
-    return None
-
-
 # -- contract details ---------------------------------------------------------------
 
 
@@ -246,20 +230,18 @@ def contract_details_fields(req_id: int, cd: ContractDetails) -> list[object]:
 def req_contract_details(session: SessionAPI, fields: list[str]) -> None:
     """`9, 8, reqId, contract(12), includeExpired, secIdType, secId, issuerId` -> 10* + 52."""
     req_id = _int(fields[1] if len(fields) > 1 else "", -1)
-    instruments = _instruments(session)
+    instruments = session.gateway.instruments
     contract = _contract(fields, 2)
     sec_id_type = fields[15].upper() if len(fields) > 15 else ""
     sec_id = fields[16].upper() if len(fields) > 16 else ""
-    rows: list[ContractDetails] = []
-    if instruments is not None:
-        if sec_id_type and sec_id:
-            if (sec_id_type, sec_id) == ("ISIN", "US46090E1038"):
-                exchange = contract.exchange
-                contract = instruments.stock()
-                contract.exchange = exchange
-            else:
-                contract = Contract()
-        rows = instruments.resolve(contract)
+    if sec_id_type and sec_id:
+        if (sec_id_type, sec_id) == ("ISIN", "US46090E1038"):
+            exchange = contract.exchange
+            contract = instruments.stock()
+            contract.exchange = exchange
+        else:
+            contract = Contract()
+    rows = instruments.resolve(contract)
     if not rows:
         session.error(req_id, 200, NO_SECURITY)
         return
@@ -287,13 +269,8 @@ def req_sec_def_opt_params(session: SessionAPI, fields: list[str]) -> None:
     f = (fields + [""] * 5)[:5]
     req_id = _int(f[0], -1)
     symbol, exchange, sec_type, con_id = f[1].upper(), f[2].upper(), f[3].upper(), _int(f[4])
-    instruments = _instruments(session)
-    if (
-        instruments is not None
-        and symbol == SYMBOL
-        and sec_type in ("", "STK")
-        and con_id in (0, instruments.stock_con_id)
-    ):
+    instruments = session.gateway.instruments
+    if symbol == SYMBOL and sec_type in ("", "STK") and con_id in (0, instruments.stock_con_id):
         expirations, strikes = instruments.chain(
             _listing_day(instruments, session.gateway.clock.now())
         )
@@ -349,12 +326,10 @@ def req_mkt_data(session: SessionAPI, fields: list[str]) -> None:
     if req_id in st.subs:
         session.error(req_id, 322, DUPLICATE_TICKER)
         return
-    instruments = _instruments(session)
-    book = _book(session)
-    sub = _subscription(req_id, contract, legs, instruments)
-    if sub is None or book is None:
-        text = AMBIGUOUS.format(contract.symbol) if sub is False else NO_SECURITY
-        session.error(req_id, 200, text)
+    book = session.gateway.quotes
+    sub = _subscription(req_id, contract, legs, session.gateway.instruments)
+    if sub is None:
+        session.error(req_id, 200, NO_SECURITY)
         return
     assert isinstance(sub, _Sub)
     now = session.gateway.clock.now()
@@ -373,11 +348,9 @@ def _subscription(
     req_id: int,
     contract: Contract,
     legs: list[tuple[int, int, str]],
-    instruments: Instruments | None,
+    instruments: Instruments,
 ) -> _Sub | bool | None:
     """The subscription for a request; None = unknown contract, False = ambiguous."""
-    if instruments is None:
-        return None
     if contract.secType.upper() == "BAG":
         if not legs or any(instruments.by_con_id(c) is None for c, _, _ in legs):
             return None
@@ -413,18 +386,13 @@ async def _stream(session: SessionAPI, st: _State) -> None:
     gateway = session.gateway
     with contextlib.suppress(asyncio.CancelledError):
         while st.subs and not _closed(session):
-            market = gateway.market
-            interval = market.config.tick_interval if isinstance(market, MarketModel) else 0.25
-            await asyncio.sleep(interval)
-            if _closed(session) or getattr(gateway, "ib_connected", True) is False:
-                continue
-            book = _book(session)
-            if book is None:
+            await asyncio.sleep(gateway.market.config.tick_interval)
+            if _closed(session) or not gateway.ib_connected:
                 continue
             now = gateway.clock.now()
             for sub in list(st.subs.values()):
                 try:
-                    _publish(session, book, sub, now, st.data_type)
+                    _publish(session, gateway.quotes, sub, now, st.data_type)
                 except Exception:
                     log.exception("market data for reqId %d failed", sub.req_id)
     if st.task is asyncio.current_task():

@@ -15,10 +15,6 @@ from ibsim.wire import IN
 CODE_INVALID_REQUEST = 321
 
 
-def _route(session: SessionAPI, events: list[object]) -> None:
-    session.gateway.route(events)  # type: ignore[attr-defined]
-
-
 @handles(IN.PLACE_ORDER)
 def place_order(session: SessionAPI, fields: list[str]) -> None:
     try:
@@ -27,7 +23,8 @@ def place_order(session: SessionAPI, fields: list[str]) -> None:
         req_id = int(fields[0]) if fields and fields[0].lstrip("-").isdigit() else -1
         session.error(req_id, CODE_INVALID_REQUEST, f"Error validating request: {exc}")
         return
-    _route(session, session.gateway.engine.place(session.client_id, order_id, contract, order))
+    engine = session.gateway.engine
+    session.gateway.route(engine.place(session.client_id, order_id, contract, order))
 
 
 @handles(IN.CANCEL_ORDER)
@@ -37,9 +34,9 @@ def cancel_order(session: SessionAPI, fields: list[str]) -> None:
     except codec.CodecError as exc:
         session.error(-1, CODE_INVALID_REQUEST, f"Error validating request: {exc}")
         return
-    _route(session, session.gateway.engine.cancel(session.client_id, order_id))
+    session.gateway.route(session.gateway.engine.cancel(session.client_id, order_id))
 
 
 @handles(IN.REQ_GLOBAL_CANCEL)
 def global_cancel(session: SessionAPI, fields: list[str]) -> None:
-    _route(session, session.gateway.engine.global_cancel())
+    session.gateway.route(session.gateway.engine.global_cancel())
