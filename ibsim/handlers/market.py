@@ -331,6 +331,9 @@ def req_mkt_data(session: SessionAPI, fields: list[str]) -> None:
     if sub is None:
         session.error(req_id, 200, NO_SECURITY)
         return
+    if sub is False:
+        session.error(req_id, 200, AMBIGUOUS.format(contract.symbol or contract.localSymbol))
+        return
     assert isinstance(sub, _Sub)
     now = session.gateway.clock.now()
     session.send(OUT.TICK_REQ_PARAMS, req_id, 0.01, BBO_EXCHANGE, SNAPSHOT_PERMISSIONS)

@@ -266,3 +266,13 @@ def test_market_data_for_an_unknown_contract_is_error_200(ib: IB) -> None:
     ticker = ib.reqMktData(Contract(conId=424242, exchange="SMART"))
     assert wait_for(ib, lambda: any(code == 200 for _, code, _ in errors))
     assert math.isnan(ticker.bid)
+
+
+def test_market_data_for_an_ambiguous_contract_is_error_200_with_a_reply(ib: IB) -> None:
+    errors = errors_of(ib)
+    # ib_async's Ticker layer refuses unqualified options; other TWS clients may send one.
+    no_right = Option("QQQ", EXPIRY, 600, "", "SMART")  # a call and a put both match
+    ib.client.reqMktData(ib.client.getReqId(), no_right, "", False, False, [])
+    assert wait_for(ib, lambda: any(code == 200 for _, code, _ in errors))
+    message = next(m for _, code, m in errors if code == 200)
+    assert "is ambiguous" in message

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from datetime import time
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -74,6 +75,55 @@ class Settings(BaseSettings):
 
     # --- trading
     dry_run: bool = Field(False, description="broker adapter sends whatIf only, routes nothing")
+
+    # --- execution (issue 4): the limit ladder and gateway pacing (domain.md sections 3-4)
+    ladder_start: Literal["mid", "natural"] = Field(
+        "mid",
+        description="first ladder price: mid credit (default) or natural credit (marketable), "
+        "rounded down to the tick",
+    )
+    ladder_tick: Decimal = Field(
+        Decimal("0.01"), gt=0, le=1, description="credit lowered by this much per step (USD/share)"
+    )
+    ladder_step_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="time at each price before the next step (stretched by pacing)",
+    )
+    ladder_min_credit: Decimal = Field(
+        Decimal("0.70"),
+        gt=0,
+        description="floor: never ask less; a mid below it is rejected up front (MID_TOO_LOW)",
+    )
+    ladder_max_steps: int = Field(
+        10, ge=0, le=1000, description="price reductions after the first price, then cancel"
+    )
+    gateway_pacing_per_second: int = Field(
+        45, ge=1, le=50, description="messages/s one gateway connection may send (IB caps at 50)"
+    )
+    order_max_age_minutes: int = Field(
+        30, ge=1, le=390, description="an order whose signal is older is dropped with an alert"
+    )
+
+    @model_validator(mode="after")
+    def _ladder_consistent(self) -> Settings:
+        """The floor must be a price the ladder can reach: at least one tick and on the
+        tick grid (prices are start - k * tick, start itself on the grid)."""
+        tick, floor = self.ladder_tick, self.ladder_min_credit
+        if floor < tick:
+            raise ValueError(
+                f"SPREADPILOT_LADDER_MIN_CREDIT {floor} must be at least one tick "
+                f"(SPREADPILOT_LADDER_TICK {tick})"
+            )
+        if floor % tick != 0:
+            raise ValueError(
+                f"SPREADPILOT_LADDER_MIN_CREDIT {floor} must be a multiple of "
+                f"SPREADPILOT_LADDER_TICK {tick}, or the ladder can never price at the floor"
+            )
+        return self
+
+    # --- end execution (issue 4)
 
     @field_validator("signal_ticker")
     @classmethod
