@@ -109,12 +109,12 @@ def main() -> None:
         n = 2000
         t0 = time.perf_counter()
         for i in range(n):
-            p.c.bus.publish("executions", b'{"i": %d}' % i)
+            p.c.bus.publish("alerts", b'{"i": %d}' % i)
         pub = time.perf_counter() - t0
         t0 = time.perf_counter()
         got = 0
-        while batch := p.c.bus.pull("executions-hold", 100, 1):
-            p.c.bus.ack("executions-hold", [m.ack_id for m in batch])
+        while batch := p.c.bus.pull("alerts-hold", 100, 1):
+            p.c.bus.ack("alerts-hold", [m.ack_id for m in batch])
             got += len(batch)
         drain = time.perf_counter() - t0
         print(f"local bus: publish {n / pub:8.0f} msg/s, pull+ack {got / drain:8.0f} msg/s")

@@ -47,7 +47,7 @@ def test_every_function_folder_is_one_function_with_its_entry_point_and_trigger(
 ) -> None:
     folders = sorted(p.parent.name for p in (REPO / "functions").glob("*/main.py"))
     assert folders == sorted(catalog["functions"])
-    assert {"dispatcher", "signal_poller"} <= set(folders)
+    assert {"dispatcher", "recorder", "signal_poller"} <= set(folders)
     for name in folders:
         spec = catalog["functions"][name]
         assert spec["entry_point"] in cons.entry_points(REPO / "functions" / name / "main.py")
@@ -99,6 +99,7 @@ def test_each_secret_is_readable_only_by_its_readers(catalog: dict[str, Any]) ->
     ]
     assert catalog["function_secrets"] == {
         "dispatcher": [],
+        "recorder": [],
         "signal_poller": ["sheets-service-account"],
     }
     assert catalog["secrets"]["ib-gateway-alice"]["readers"] == ["gateway-agent"]

@@ -15,6 +15,7 @@ from spreadpilot.domain.execution import (
 )
 from spreadpilot.platform import collections as C
 from spreadpilot.platform.clock import SimClock
+from spreadpilot.ports.store import EXPIRE_AT
 from spreadpilot.services.recorder import Recorder
 
 REF = "SP-20261124-QQQ-alice-OPEN"
@@ -83,6 +84,19 @@ def test_one_document_per_order_with_the_ladder_trace(recorder: Recorder) -> Non
     assert [e["credit"] for e in doc["events"]] == ["0.78", "0.77", "0.76", "0.76"]
     assert doc["commission"] == "2.60" and len(doc["fills"]) == 2
     assert doc["placed_at"] < doc["filled_at"] and doc["perm_id"] == 7
+
+
+def test_the_document_expires_365_days_after_the_first_report(recorder: Recorder) -> None:
+    """Raw trade logs are kept 365 days (domain.md section 6); EXECUTIONS is a TTL
+    collection, so `expire_at` must be a timestamp, fixed by the earliest report."""
+    reports = ladder(recorder)
+    for r in reversed(reports):  # the first report arrives last
+        recorder.record(r)
+    doc = recorder.store.get(C.EXECUTIONS, REF)
+    assert doc is not None
+    assert C.EXECUTIONS in C.EXPIRES
+    assert doc[EXPIRE_AT] == T0 + timedelta(days=365)
+    assert isinstance(doc[EXPIRE_AT], datetime)
 
 
 def test_redelivered_and_out_of_order_reports_change_nothing(recorder: Recorder) -> None:

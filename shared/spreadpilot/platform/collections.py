@@ -13,4 +13,4 @@ CLAIMS = "claims"
 ALERTS = "alerts"
 
 #: Collections whose documents carry `expire_at` (TTL); all others are kept.
-EXPIRES = (CLAIMS, JOB_RUNS)
+EXPIRES = (CLAIMS, EXECUTIONS, JOB_RUNS)  # executions: 365 days (raw trade logs)

@@ -25,6 +25,7 @@ from spreadpilot.services.claims import Claims
 
 if TYPE_CHECKING:
     from spreadpilot.services.dispatcher import Dispatcher
+    from spreadpilot.services.recorder import Recorder
     from spreadpilot.services.signal_poller import SignalPoller
 
 
@@ -139,6 +140,11 @@ class Container:
             alerts=self.alerts,
             max_age=timedelta(minutes=self.settings.signal_max_age_minutes),
         )
+
+    def recorder(self) -> Recorder:
+        from spreadpilot.services.recorder import Recorder
+
+        return Recorder(store=self.store, clock=self.clock)
 
 
 _current: Container | None = None

@@ -7,6 +7,9 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from pydantic import ValidationError
+
+from spreadpilot.domain.execution import ExecutionReport
 from spreadpilot.platform.events import MalformedEvent, PubSubEnvelope
 from spreadpilot.platform.wiring import Container
 
@@ -51,3 +54,47 @@ def dispatch_signal(envelope: PubSubEnvelope, c: Container) -> None:
             "like '2026-11-24_QQQ'"
         )
     c.dispatcher().dispatch(sid)
+
+
+def record_execution(envelope: PubSubEnvelope, c: Container) -> None:
+    """An execution report from the gateway agent, folded into its order's document.
+
+    A redelivered report is a no-op (the recorder keys reports by report_id). A
+    payload that is not an ExecutionReport is permanent: dead-lettered naming the
+    fields at fault, nothing recorded."""
+    payload = envelope.json()
+    if not isinstance(payload, dict):
+        raise MalformedEvent(
+            f"message {envelope.message_id}: expected a JSON object (an ExecutionReport), "
+            f"got {type(payload).__name__}"
+        )
+    try:
+        report = ExecutionReport.model_validate(payload)
+    except ValidationError as exc:
+        raise MalformedEvent(
+            f"message {envelope.message_id}: not a valid ExecutionReport: {_fields(exc)}"
+        ) from exc
+    new = c.recorder().record(report)
+    log.info(
+        "%s report %s for %s",
+        "recorded" if new else "already had",
+        report.report_id,
+        report.order_ref,
+        extra={
+            "operation": "record_execution",
+            "order_ref": report.order_ref,
+            "report_id": report.report_id,
+            "event": report.event.value,
+            "redelivery": not new,
+        },
+    )
+
+
+def _fields(exc: ValidationError) -> str:
+    """One clause per error, naming the field: "field 'filled': Input should be ..."."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in err["loc"]) or "(root)"
+        shown = "" if err["type"] == "missing" else f" (got {err['input']!r:.60})"
+        parts.append(f"field '{where}': {err['msg']}{shown}")
+    return "; ".join(parts)

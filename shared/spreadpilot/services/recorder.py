@@ -4,23 +4,32 @@ Idempotent and order-insensitive: reports are keyed by report_id (a redelivery
 is a no-op), leg fills by IB's exec id (the same execution reported twice
 counts once), and the summary is recomputed from the whole history, so a late
 or out-of-order report can never leave a wrong state behind.
+
+Documents are raw trade logs, kept 365 days from the order's first report
+(domain.md section 6): `expire_at` drives Firestore's TTL policy (Terraform's
+ttl_collections follow collections.EXPIRES) and the embedded store's purge.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from spreadpilot.domain.execution import TERMINAL, ExecutionEvent, ExecutionReport
 from spreadpilot.platform import collections as C
 from spreadpilot.ports.clock import Clock
-from spreadpilot.ports.store import Store, Transaction
+from spreadpilot.ports.store import EXPIRE_AT, Store, Transaction
+
+#: How long an order's document is kept after its first report (raw trade logs).
+RETENTION = timedelta(days=365)
 
 
 class Recorder:
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: Store, clock: Clock, retention: timedelta = RETENTION) -> None:
         self.store = store
         self.clock = clock
+        self.retention = retention
 
     def record(self, report: ExecutionReport) -> bool:
         """True if this report was new; False for a redelivery."""
@@ -33,13 +42,14 @@ class Recorder:
                 return False
             events.append(report.model_dump(mode="json"))
             events.sort(key=lambda e: (e["at"], e["report_id"]))
-            txn.set(C.EXECUTIONS, doc_id, _summary(events, self.clock.now().isoformat()))
+            summary = _summary(events, self.clock.now().isoformat(), self.retention)
+            txn.set(C.EXECUTIONS, doc_id, summary)
             return True
 
         return self.store.transaction(fold)
 
 
-def _summary(events: list[dict[str, Any]], now: str) -> dict[str, Any]:
+def _summary(events: list[dict[str, Any]], now: str, retention: timedelta) -> dict[str, Any]:
     """The document: identity from the reports, state from the latest decisive event."""
     first, last = events[0], events[-1]
     fills: dict[str, dict[str, Any]] = {}
@@ -79,5 +89,7 @@ def _summary(events: list[dict[str, Any]], now: str) -> dict[str, Any]:
         "filled_at": filled_at,
         "first_report_at": first["at"],
         "updated_at": now,
+        # a timestamp (not text): Firestore's TTL reads only timestamp fields
+        EXPIRE_AT: datetime.fromisoformat(first["at"]) + retention,
         "events": events,
     }
