@@ -51,3 +51,16 @@ def test_multiline_json_secrets_are_masked_in_json_lines(
     logging.getLogger("t").warning("loaded %s", value)
     line = capsys.readouterr().out
     assert "abc123secret" not in line and "***" in line
+
+
+def test_context_resets_between_invocations(capsys: pytest.CaptureFixture[str]) -> None:
+    from spreadpilot.platform.logs import reset_context
+
+    configure_logging("recorder")
+    set_context(labels={"message_id": "first"}, trace="t1")
+    reset_context()
+    set_context(labels={"function": "recorder"})
+    logging.getLogger("t").info("second message")
+    entry = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert "message_id" not in entry["logging.googleapis.com/labels"]
+    assert "logging.googleapis.com/trace" not in entry

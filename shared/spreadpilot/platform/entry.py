@@ -24,7 +24,12 @@ from spreadpilot.domain.alerts import Alert, AlertType
 from spreadpilot.domain.errors import DomainValidationError, Unprocessable
 from spreadpilot.platform import collections as C
 from spreadpilot.platform.events import MalformedEvent, PubSubEnvelope, decode_pubsub
-from spreadpilot.platform.logs import configure_logging, logging_configured, set_context
+from spreadpilot.platform.logs import (
+    configure_logging,
+    logging_configured,
+    reset_context,
+    set_context,
+)
 from spreadpilot.platform.settings import SettingsError, settings
 from spreadpilot.platform.wiring import Container, container
 
@@ -50,6 +55,7 @@ def boot(function: str) -> None:
 def run_pubsub(
     function: str, event: Any, handler: Callable[[PubSubEnvelope, Container], object]
 ) -> None:
+    reset_context()
     c = container()
     started = time.monotonic()
     try:

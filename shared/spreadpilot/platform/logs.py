@@ -45,6 +45,13 @@ def set_context(*, labels: dict[str, str] | None = None, trace: str | None = Non
         _trace.set(trace)
 
 
+def reset_context() -> None:
+    """Forget labels and trace: each function invocation starts clean, so one message's
+    ids never label the next one's lines on a warm instance."""
+    _labels.set(None)
+    _trace.set(None)
+
+
 def _mask(text: str) -> str:
     for secret in _secrets:
         if secret in text:
