@@ -506,7 +506,9 @@ def test_a_hung_gateway_gives_broker_errors_and_an_unknown_reconcile_never_nothi
     finally:
         release.set()
         hung.join(10)
-    found = run(broker.reconcile([REF, "SP-unclear"]))  # IB answers again: both are there
+    # IB answers again: both are there. The late answer to the timed-out open-orders
+    # request (sent before "SP-unclear") must not pass for the answer to this one.
+    found = run(broker.reconcile([REF, "SP-unclear"]))
     assert found.has(REF) and found.has("SP-unclear")
     assert len(ib_orders(market, "SP-unclear")) == 1
 

@@ -43,8 +43,12 @@ Decisions (see also the port, `spreadpilot.ports.broker`):
 - **Reconcile**: open orders of all clients, completed orders, then today's
   executions, in that order (an order that fills between two reads still shows
   in one of them), matched by orderRef; executions are tied to their order by
-  permId. Concurrent reconciles share one read of IB (coalesced), so 500
-  followers reconciling at once cost a handful of messages. Found orders are
+  permId. IB answers open/completed orders without a request id, so a late
+  answer to an earlier, timed-out request could pass for a fresh one (stale:
+  "not there"); every read therefore starts with a barrier request
+  (reqCurrentTime) and asks for the orders only once it is answered.
+  Concurrent reconciles share one read of IB (coalesced), so 500 followers
+  reconciling at once cost a handful of messages. Found orders are
   adopted: `snapshot`, `modify` and `cancel` work on them afterwards (orders of
   another clientId can be seen but not modified or cancelled).
 - A second `place` for an orderRef this session already knows (placed,
@@ -703,6 +707,11 @@ class IBBroker:
 
     async def _read_ib(self) -> _IbView:
         try:
+            # Open and completed orders are answered without a request id: a late answer
+            # to an earlier request that timed out (ours, or ib_async's at connect) would
+            # be taken for the answer to this one. IB answers in order, so once this
+            # barrier is answered, every earlier answer has arrived and gone.
+            await self._request(self._ib.reqCurrentTimeAsync, "reconcile: barrier")
             open_trades: list[Trade] = await self._request(
                 self._ib.reqAllOpenOrdersAsync, "reconcile: open orders"
             )
