@@ -23,13 +23,13 @@ test: $(STAMP)
 	$(VENV)/bin/pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check shared functions tests bench ibsim
-	$(VENV)/bin/ruff format --check shared functions tests bench ibsim
+	$(VENV)/bin/ruff check shared functions tests bench ibsim gateway
+	$(VENV)/bin/ruff format --check shared functions tests bench ibsim gateway
 	$(VENV)/bin/mypy
 
 fmt: $(STAMP)
-	$(VENV)/bin/ruff format shared functions tests bench ibsim
-	$(VENV)/bin/ruff check --fix shared functions tests bench ibsim
+	$(VENV)/bin/ruff format shared functions tests bench ibsim gateway
+	$(VENV)/bin/ruff check --fix shared functions tests bench ibsim gateway
 
 requirements.txt: uv.lock
 	$(UV) export --frozen --no-dev --no-hashes --no-emit-project --quiet -o requirements.txt

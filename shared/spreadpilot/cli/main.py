@@ -221,6 +221,46 @@ def schedule(
     out.print(table)
 
 
+@app.command()
+@friendly
+def agent(
+    once: Annotated[
+        bool, typer.Option("--once", help="process the pending order messages, then exit")
+    ] = False,
+) -> None:
+    """The gateway agent: execute the order intents on the IB Gateways of
+    SPREADPILOT_GATEWAYS (JSON: gateway id -> host, port, client_id, accounts) until
+    Ctrl-C, with heartbeats every 15 s."""
+    import asyncio
+
+    try:
+        from gateway.agent import Agent, describe, gateways_from_env
+    except ImportError as exc:  # the gateway/ folder is not beside the installed package
+        raise UsageError(f"the gateway agent is not available here ({exc})") from None
+
+    s = settings()
+    configure_logging("gateway-agent", s.log_level, s.log_format)
+    gateways = gateways_from_env()
+    worker = Agent(container(), gateways)
+    err.print(f"gateway agent: {json.dumps(describe(gateways))}", highlight=False)
+    if once:
+        total = asyncio.run(worker.drain())
+        out.print(f"processed {total} order messages")
+        return
+
+    async def forever() -> None:
+        stop = asyncio.Event()
+        try:
+            await worker.run(stop)
+        finally:
+            stop.set()
+
+    try:
+        asyncio.run(forever())
+    except KeyboardInterrupt:
+        err.print("gateway agent stopped")
+
+
 @followers_app.command("import")
 @friendly
 def followers_import(path: Path) -> None:

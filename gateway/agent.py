@@ -1,0 +1,518 @@
+"""The gateway agent process: orders in, executions out, one IB connection per gateway.
+
+Configuration: the gateways come from the environment variable
+``SPREADPILOT_GATEWAYS``, a JSON object of gateway id -> connection::
+
+    SPREADPILOT_GATEWAYS='{"gw-main": {"host": "127.0.0.1", "port": 4002,
+                           "client_id": 7, "accounts": ["U1000001", "U1000002"]}}'
+
+A follower's order intent names its ``gateway_id``; the agent executes it on that
+gateway's connection. Everything else (ladder, pacing, dry run, claim lease, order
+max age) comes from the ordinary settings.
+
+Loop (`Agent.run`): keep every gateway connected (reconnect with exponential
+backoff, connection state logged with ``operation="connection"``), pull up to
+``batch_size`` messages from ``agent-orders`` (`Agent.run_once`), execute them
+concurrently (`execute_many`), ack the settled ones, nack the rest (they come
+back after the subscription's backoff and reconcile at IB before anything is
+sent), and log a heartbeat (``operation="heartbeat"``) every 15 s of clock time.
+
+A malformed message (not an OrderIntent) is logged, acked (it would never parse
+on redelivery either) and alerted (MESSAGE_DEAD_LETTERED); nothing is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from spreadpilot.domain.alerts import Alert, AlertType
+from spreadpilot.domain.orders import OrderIntent
+from spreadpilot.platform.settings import SettingsError
+from spreadpilot.platform.wiring import Container
+from spreadpilot.ports.broker import Broker
+from spreadpilot.ports.bus import ReceivedMessage
+from spreadpilot.services.execution import (
+    ExecutionContext,
+    ExecutionResult,
+    ExecutorConfig,
+    clock_sleep,
+    execute_many,
+)
+
+log = logging.getLogger("spreadpilot.agent")
+
+GATEWAYS_ENV = "SPREADPILOT_GATEWAYS"
+SUBSCRIPTION = "agent-orders"
+SOURCE = "gateway-agent"
+HEARTBEAT_SECONDS = 15.0
+
+GATEWAYS_EXAMPLE = (
+    '{"gw-main": {"host": "127.0.0.1", "port": 4002, "client_id": 7, "accounts": ["U1000001"]}}'
+)
+
+
+class GatewayConfigError(SettingsError):
+    """SPREADPILOT_GATEWAYS is missing or wrong; the message names the gateway and field."""
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    host: str
+    port: int
+    client_id: int
+    accounts: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, gateway_id: str, raw: object) -> GatewayConfig:
+        where = f"{GATEWAYS_ENV}[{gateway_id!r}]"
+        if not isinstance(raw, dict):
+            raise GatewayConfigError(
+                f"{where}: must be an object with host, port, client_id, accounts; got {raw!r}"
+            )
+        unknown = sorted(set(raw) - {"host", "port", "client_id", "accounts"})
+        if unknown:
+            raise GatewayConfigError(
+                f"{where}: unknown field(s) {', '.join(unknown)}; "
+                "expected host, port, client_id, accounts"
+            )
+        host = raw.get("host")
+        if not isinstance(host, str) or not host.strip():
+            raise GatewayConfigError(f"{where}.host: must be a non-empty string, got {host!r}")
+        port = raw.get("port")
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise GatewayConfigError(f"{where}.port: must be an integer 1-65535, got {port!r}")
+        client_id = raw.get("client_id")
+        if isinstance(client_id, bool) or not isinstance(client_id, int) or client_id < 0:
+            raise GatewayConfigError(
+                f"{where}.client_id: must be a non-negative integer (a fixed IB clientId), "
+                f"got {client_id!r}"
+            )
+        accounts = raw.get("accounts", [])
+        if not isinstance(accounts, list) or not all(
+            isinstance(a, str) and a.strip() for a in accounts
+        ):
+            raise GatewayConfigError(
+                f"{where}.accounts: must be a list of IB account ids, got {accounts!r}"
+            )
+        return cls(host=host.strip(), port=port, client_id=client_id, accounts=tuple(accounts))
+
+
+def parse_gateways(text: str) -> dict[str, GatewayConfig]:
+    """Parse the JSON value of SPREADPILOT_GATEWAYS (see the module doc)."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise GatewayConfigError(
+            f"{GATEWAYS_ENV}: not valid JSON ({exc}); expected e.g. {GATEWAYS_EXAMPLE}"
+        ) from None
+    if not isinstance(raw, dict) or not raw:
+        raise GatewayConfigError(
+            f"{GATEWAYS_ENV}: must be a non-empty JSON object of gateway id -> connection, "
+            f"e.g. {GATEWAYS_EXAMPLE}"
+        )
+    gateways = {str(gid): GatewayConfig.parse(str(gid), value) for gid, value in raw.items()}
+    seen: dict[tuple[str, int, int], str] = {}
+    for gid, gw in gateways.items():
+        key = (gw.host, gw.port, gw.client_id)
+        if key in seen:
+            raise GatewayConfigError(
+                f"{GATEWAYS_ENV}[{gid!r}].client_id: {gw.client_id} is already used by "
+                f"{seen[key]!r} on {gw.host}:{gw.port}; each connection needs its own clientId"
+            )
+        seen[key] = gid
+    return gateways
+
+
+def gateways_from_env(environ: Mapping[str, str] | None = None) -> dict[str, GatewayConfig]:
+    """The gateways of SPREADPILOT_GATEWAYS; a clear GatewayConfigError if unset or wrong."""
+    env = os.environ if environ is None else environ
+    text = env.get(GATEWAYS_ENV, "").strip()
+    if not text:
+        raise GatewayConfigError(
+            f"{GATEWAYS_ENV} is not set: the agent needs its gateways, e.g. "
+            f"{GATEWAYS_ENV}='{GATEWAYS_EXAMPLE}'"
+        )
+    return parse_gateways(text)
+
+
+BrokerFactory = Callable[[str, GatewayConfig], Broker]
+
+
+@dataclass
+class _Connection:
+    gateway_id: str
+    config: GatewayConfig
+    broker: Broker
+    state: str = "disconnected"  # disconnected | connected | backoff
+    failures: int = 0
+    next_attempt: datetime | None = None
+    last_error: str = ""
+
+
+@dataclass(frozen=True)
+class _Pending:
+    intent: OrderIntent
+    messages: list[ReceivedMessage] = field(default_factory=list)
+
+
+class Agent:
+    """Pulls ``agent-orders`` and executes every intent on its gateway's connection."""
+
+    def __init__(
+        self,
+        container: Container,
+        gateways: Mapping[str, GatewayConfig],
+        *,
+        config: ExecutorConfig | None = None,
+        broker_factory: BrokerFactory | None = None,
+        batch_size: int = 100,
+        holder: str | None = None,
+        poll_seconds: float = 1.0,
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
+        reconnect_initial_seconds: float = 1.0,
+        reconnect_max_seconds: float = 60.0,
+        execution_timeout: float | None = None,
+        max_batches_in_flight: int = 4,
+    ) -> None:
+        if not gateways:
+            raise GatewayConfigError(f"{GATEWAYS_ENV}: no gateway configured")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.container = container
+        self.gateways = dict(gateways)
+        self.clock = container.clock
+        self.bus = container.bus
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self.heartbeat_seconds = heartbeat_seconds
+        self.reconnect_initial = reconnect_initial_seconds
+        self.reconnect_max = reconnect_max_seconds
+        self.execution_timeout = execution_timeout
+        self.max_batches_in_flight = max(1, max_batches_in_flight)
+        self.holder = holder or f"{SOURCE}:{socket.gethostname()}:{os.getpid()}"
+        self.context = ExecutionContext(
+            bus=container.bus,
+            clock=container.clock,
+            claims=container.claims,
+            alerts=container.alerts,
+            config=config or ExecutorConfig.from_settings(container.settings),
+            holder=self.holder,
+            store=container.store,
+            calendar=container.calendar,
+        )
+        make = broker_factory or self._ib_broker
+        self.connections = {
+            gid: _Connection(gid, cfg, make(gid, cfg)) for gid, cfg in self.gateways.items()
+        }
+        self._in_flight: set[str] = set()  # order refs being executed by this process
+        self.processed = 0
+
+    def _ib_broker(self, gateway_id: str, cfg: GatewayConfig) -> Broker:
+        from spreadpilot.adapters.ib.broker import IBBroker
+
+        return IBBroker(
+            cfg.host,
+            cfg.port,
+            cfg.client_id,
+            accounts=list(cfg.accounts) or None,
+            dry_run=self.container.settings.dry_run,
+            timeout=self.container.settings.rpc_timeout_seconds,
+            clock=self.clock,
+        )
+
+    # ------------------------------------------------------------------ connections
+
+    @property
+    def brokers(self) -> dict[str, Broker]:
+        return {gid: c.broker for gid, c in self.connections.items()}
+
+    def connected(self) -> dict[str, Broker]:
+        return {gid: c.broker for gid, c in self.connections.items() if c.broker.is_connected()}
+
+    async def connect_all(self) -> dict[str, bool]:
+        """One connection attempt per gateway not connected and not in backoff."""
+        results = await asyncio.gather(*(self._ensure(c) for c in self.connections.values()))
+        return dict(zip(self.connections, results, strict=True))
+
+    async def _ensure(self, conn: _Connection, *, respect_backoff: bool = False) -> bool:
+        if conn.broker.is_connected():
+            if conn.state != "connected":
+                self._set_state(conn, "connected")
+            return True
+        if conn.state == "connected":
+            self._set_state(conn, "disconnected", "connection lost")
+        now = self.clock.now()
+        if respect_backoff and conn.next_attempt is not None and now < conn.next_attempt:
+            return False
+        try:
+            await conn.broker.connect()
+        except Exception as exc:  # BrokerError, OSError, timeouts: all mean "not now"
+            conn.failures += 1
+            delay = min(self.reconnect_max, self.reconnect_initial * 2 ** (conn.failures - 1))
+            conn.next_attempt = now + timedelta(seconds=delay)
+            conn.last_error = str(exc)
+            self._set_state(conn, "backoff", f"{exc}; next attempt in {delay:.0f} s")
+            if conn.failures == 1 or conn.failures % 10 == 0:
+                self._gateway_alert(conn)
+            return False
+        conn.failures = 0
+        conn.next_attempt = None
+        conn.last_error = ""
+        self._set_state(conn, "connected")
+        return True
+
+    def _set_state(self, conn: _Connection, state: str, detail: str = "") -> None:
+        conn.state = state
+        level = logging.INFO if state == "connected" else logging.WARNING
+        log.log(
+            level,
+            "gateway %s (%s:%s clientId %s): %s%s",
+            conn.gateway_id,
+            conn.config.host,
+            conn.config.port,
+            conn.config.client_id,
+            state,
+            f" ({detail})" if detail else "",
+            extra={
+                "operation": "connection",
+                "gateway_id": conn.gateway_id,
+                "state": state,
+                "failures": conn.failures,
+            },
+        )
+
+    def _gateway_alert(self, conn: _Connection) -> None:
+        now = self.clock.now()
+        try:
+            self.context.alerts.raise_alert(
+                Alert.new(
+                    AlertType.GATEWAY_UNREACHABLE,
+                    f"gateway {conn.gateway_id} ({conn.config.host}:{conn.config.port}) "
+                    f"unreachable after {conn.failures} attempt(s): {conn.last_error}; "
+                    "its orders wait",
+                    at=now,
+                    dedup_key=f"{conn.gateway_id}:{now:%Y-%m-%d}:{conn.failures}",
+                    source=SOURCE,
+                    details={"gateway_id": conn.gateway_id, "failures": conn.failures},
+                )
+            )
+        except Exception:  # an alert that cannot go out must not stop the agent
+            log.exception("could not raise GATEWAY_UNREACHABLE for %s", conn.gateway_id)
+
+    async def close(self) -> None:
+        for conn in self.connections.values():
+            with contextlib.suppress(Exception):
+                await conn.broker.disconnect()
+            conn.state = "disconnected"
+
+    # ------------------------------------------------------------------ orders
+
+    async def run_once(self) -> int:
+        """Pull up to `batch_size` order messages, execute them, ack/nack each.
+
+        Returns the number of messages pulled (0: nothing pending)."""
+        messages = self.bus.pull(SUBSCRIPTION, max_messages=self.batch_size, timeout=1.0)
+        if not messages:
+            return 0
+        pending: dict[str, _Pending] = {}
+        ack: list[str] = []
+        nack: list[str] = []
+        for msg in messages:
+            intent = self._parse(msg)
+            if intent is None:
+                ack.append(msg.ack_id)
+                continue
+            ref = intent.order_ref
+            if ref in self._in_flight:
+                nack.append(msg.ack_id)  # executing in another batch: comes back later
+                continue
+            entry = pending.setdefault(ref, _Pending(intent))
+            entry.messages.append(msg)  # duplicates in one batch share one execution
+        self._settle(ack, nack)
+        if not pending:
+            return len(messages)
+        refs = list(pending)
+        self._in_flight.update(refs)
+        try:
+            results = await execute_many(
+                [p.intent for p in pending.values()],
+                self.connected(),
+                self.context,
+                timeout=self.execution_timeout,
+            )
+        except Exception:
+            log.exception("executing a batch of %d orders failed; they come back", len(refs))
+            self._settle([], [m.ack_id for p in pending.values() for m in p.messages])
+            raise
+        finally:
+            self._in_flight.difference_update(refs)
+        ack, nack = [], []
+        for entry, result in zip(pending.values(), results, strict=True):
+            self._log_result(result, len(entry.messages))
+            (ack if result.settled else nack).extend(m.ack_id for m in entry.messages)
+        self._settle(ack, nack)
+        self.processed += len(messages)
+        return len(messages)
+
+    def _settle(self, ack: list[str], nack: list[str]) -> None:
+        if ack:
+            self.bus.ack(SUBSCRIPTION, ack)
+        if nack:
+            self.bus.nack(SUBSCRIPTION, nack)
+
+    def _parse(self, msg: ReceivedMessage) -> OrderIntent | None:
+        try:
+            return OrderIntent.model_validate_json(msg.data)
+        except (ValidationError, ValueError) as exc:
+            reason = str(exc).replace("\n", " ")[:500]
+        excerpt = msg.data[:300].decode("utf-8", errors="replace")
+        log.error(
+            "malformed order message %s (not an OrderIntent), acked and dropped: %s",
+            msg.message_id,
+            reason,
+            extra={"operation": "malformed_order", "message_id": msg.message_id},
+        )
+        try:
+            self.context.alerts.raise_alert(
+                Alert.new(
+                    AlertType.MESSAGE_DEAD_LETTERED,
+                    f"{SOURCE} dropped order message {msg.message_id}: not a valid order "
+                    f"intent ({reason}). Nothing was sent to IB; fix the publisher.",
+                    at=self.clock.now(),
+                    dedup_key=f"{SUBSCRIPTION}:{msg.message_id}",
+                    source=SOURCE,
+                    details={"message_id": msg.message_id, "data": excerpt},
+                )
+            )
+        except Exception:
+            log.exception("could not raise the alert for message %s", msg.message_id)
+        return None
+
+    @staticmethod
+    def _log_result(result: ExecutionResult, deliveries: int) -> None:
+        log.info(
+            "%s %s: %s (%d/%d filled)%s",
+            result.order_ref,
+            result.outcome,
+            "ack" if result.settled else "nack",
+            result.filled,
+            result.quantity,
+            f" {result.reason}" if result.reason else "",
+            extra={
+                "operation": "execution",
+                "order_ref": result.order_ref,
+                "follower_id": result.follower_id,
+                "gateway_id": result.gateway_id,
+                "outcome": result.outcome,
+                "settled": result.settled,
+                "deliveries": deliveries,
+            },
+        )
+
+    # ------------------------------------------------------------------ the loop
+
+    def heartbeat(self) -> None:
+        states = {gid: c.state for gid, c in self.connections.items()}
+        log.info(
+            "heartbeat: %s",
+            ", ".join(f"{g}={s}" for g, s in states.items()),
+            extra={
+                "operation": "heartbeat",
+                "holder": self.holder,
+                "gateways": states,
+                "in_flight": len(self._in_flight),
+                "processed": self.processed,
+            },
+        )
+
+    async def _sleep(self, seconds: float) -> None:
+        await clock_sleep(self.clock, seconds)
+
+    async def _keep_connected(self, conn: _Connection, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self._ensure(conn, respect_backoff=True)
+            await self._sleep(self.poll_seconds)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Until `stop` is set: keep the gateways connected, execute orders, heartbeat."""
+        keepers = [
+            asyncio.create_task(self._keep_connected(c, stop), name=f"connect:{gid}")
+            for gid, c in self.connections.items()
+        ]
+        batches: set[asyncio.Task[int]] = set()
+        next_heartbeat = self.clock.now()
+        try:
+            while not stop.is_set():
+                now = self.clock.now()
+                if now >= next_heartbeat:
+                    self.heartbeat()
+                    next_heartbeat = now + timedelta(seconds=self.heartbeat_seconds)
+                for done in [t for t in batches if t.done()]:
+                    batches.discard(done)
+                    if not done.cancelled() and done.exception() is not None:
+                        log.error("an order batch failed: %r", done.exception())
+                pulled = 0
+                if len(batches) < self.max_batches_in_flight:
+                    batch = asyncio.create_task(self.run_once())
+                    batches.add(batch)
+                    await asyncio.sleep(0)  # let it pull
+                    if batch.done() and not batch.cancelled() and batch.exception() is None:
+                        pulled = batch.result()
+                if not pulled:
+                    await self._wait(stop, self.poll_seconds)
+        finally:
+            for keeper in keepers:
+                keeper.cancel()
+            if batches:
+                await asyncio.gather(*batches, return_exceptions=True)
+            await asyncio.gather(*keepers, return_exceptions=True)
+            await self.close()
+            self.heartbeat()
+
+    async def _wait(self, stop: asyncio.Event, seconds: float) -> None:
+        sleeper = asyncio.ensure_future(self._sleep(seconds))
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for fut in (sleeper, stopper):
+                fut.cancel()
+            await asyncio.gather(sleeper, stopper, return_exceptions=True)
+
+    async def drain(self, *, max_batches: int = 1000) -> int:
+        """Process what is pending and return (``spreadpilot agent --once``)."""
+        await self.connect_all()
+        total = 0
+        try:
+            for _ in range(max_batches):
+                n = await self.run_once()
+                if n == 0:
+                    break
+                total += n
+        finally:
+            await self.close()
+        return total
+
+
+def describe(gateways: Mapping[str, GatewayConfig]) -> dict[str, Any]:
+    """The gateways for a log line (no secrets in them: host, port, clientId, accounts)."""
+    return {
+        gid: {
+            "host": g.host,
+            "port": g.port,
+            "client_id": g.client_id,
+            "accounts": list(g.accounts),
+        }
+        for gid, g in gateways.items()
+    }

@@ -1,0 +1,237 @@
+"""The gateway agent: order messages in, IB orders on the simulator, reports out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from gateway.agent import (
+    GATEWAYS_ENV,
+    SUBSCRIPTION,
+    GatewayConfig,
+    GatewayConfigError,
+    gateways_from_env,
+    parse_gateways,
+)
+from spreadpilot.cli.main import app
+from spreadpilot.domain.orders import OrderIntent
+from spreadpilot.platform.settings import settings
+from spreadpilot.platform.wiring import use_container
+from tests.agent.conftest import MakeAgent
+from tests.execution.conftest import MakeRig, Rig
+
+ORDERS = "orders"
+
+
+def publish(rig: Rig, intent: OrderIntent, times: int = 1) -> None:
+    """As the dispatcher publishes an intent (same body, attributes and ordering key)."""
+    for _ in range(times):
+        rig.bus.publish(
+            ORDERS,
+            json.dumps(intent.model_dump(mode="json")).encode(),
+            {"order_ref": intent.order_ref, "gateway_id": intent.gateway_id},
+            ordering_key=intent.gateway_id,
+        )
+
+
+def events(reports: list[dict[str, Any]], ref: str) -> list[str]:
+    return [r["event"] for r in reports if r["order_ref"] == ref]
+
+
+def nothing_left(rig: Rig) -> bool:
+    """No order message comes back, even after every nack backoff has passed."""
+    rig.clock.set(rig.clock.now() + timedelta(minutes=15))
+    return rig.bus.pull(SUBSCRIPTION, max_messages=10) == []
+
+
+# --- execution -------------------------------------------------------------------------
+
+
+def test_intents_are_executed_on_the_simulator_and_reported(
+    make_rig: MakeRig, make_agent: MakeAgent
+) -> None:
+    rig = make_rig()
+    agent = make_agent(rig)
+    alice, bob = rig.intent("alice"), rig.intent("bob", quantity=1)
+    publish(rig, alice)
+    publish(rig, bob)
+
+    assert rig.run(agent.drain) == 2
+
+    reports = rig.reports()
+    for intent in (alice, bob):
+        assert events(reports, intent.order_ref) == ["CLAIMED", "PLACED", "FILLED"]
+        (order,) = rig.orders(intent.order_ref)
+        assert order.status == "Filled"
+    filled = {r["order_ref"]: r["filled"] for r in reports if r["event"] == "FILLED"}
+    assert filled == {alice.order_ref: 2, bob.order_ref: 1}
+    assert nothing_left(rig)  # both messages acked
+
+
+def test_a_redelivered_message_makes_one_ib_order(make_rig: MakeRig, make_agent: MakeAgent) -> None:
+    rig = make_rig()
+    agent = make_agent(rig)
+    intent = rig.intent()
+    publish(rig, intent, times=3)
+
+    assert rig.run(agent.drain) == 3
+    publish(rig, intent)  # and once more after it was done
+    assert rig.run(agent.drain) == 1
+
+    assert len(rig.orders(intent.order_ref)) == 1
+    assert len(rig.orders()) == 1
+    assert events(rig.reports(), intent.order_ref) == ["CLAIMED", "PLACED", "FILLED"]
+    assert nothing_left(rig)
+
+
+def test_a_malformed_message_is_acked_with_an_alert_and_nothing_sent(
+    make_rig: MakeRig, make_agent: MakeAgent
+) -> None:
+    rig = make_rig()
+    agent = make_agent(rig)
+    rig.bus.publish(ORDERS, b"not json at all")
+    broken = rig.intent().model_dump(mode="json")
+    broken.pop("spread")
+    rig.bus.publish(ORDERS, json.dumps(broken).encode())
+
+    assert rig.run(agent.drain) == 2
+
+    assert rig.orders() == []
+    assert rig.reports() == []
+    alerts = rig.alerts()
+    assert [a["type"] for a in alerts] == ["MESSAGE_DEAD_LETTERED"] * 2
+    assert all("Nothing was sent to IB" in a["message"] for a in alerts)
+    assert nothing_left(rig)
+
+
+def test_an_intent_for_an_unconfigured_gateway_waits_with_an_alert(
+    make_rig: MakeRig, make_agent: MakeAgent
+) -> None:
+    rig = make_rig()
+    agent = make_agent(rig)
+    intent = rig.intent(gateway_id="gw-elsewhere")
+    publish(rig, intent)
+
+    assert rig.run(agent.drain) == 1
+
+    assert rig.orders() == []
+    assert [a["type"] for a in rig.alerts()] == ["GATEWAY_UNREACHABLE"]
+    assert not nothing_left(rig)  # nacked: it comes back
+
+
+def test_run_executes_heartbeats_and_stops(
+    make_rig: MakeRig, make_agent: MakeAgent, caplog: pytest.LogCaptureFixture
+) -> None:
+    rig = make_rig()
+    agent = make_agent(rig)
+    intent = rig.intent()
+    publish(rig, intent)
+    start = rig.clock.now()
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(agent.run(stop))
+        for _ in range(400):
+            await asyncio.sleep(0.05)
+            done = any(o.status == "Filled" for o in rig.orders(intent.order_ref))
+            if done and rig.clock.now() - start > timedelta(seconds=35):
+                break
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+    with caplog.at_level(logging.INFO, logger="spreadpilot.agent"):
+        rig.run(go)
+
+    (order,) = rig.orders(intent.order_ref)
+    assert order.status == "Filled"
+    assert events(rig.reports(), intent.order_ref) == ["CLAIMED", "PLACED", "FILLED"]
+    beats = [r for r in caplog.records if getattr(r, "operation", None) == "heartbeat"]
+    assert len(beats) >= 3  # at the start, every 15 s of clock time, at the end
+    assert any(getattr(r, "gateways", {}).get("gw-1") == "connected" for r in beats)
+    connections = [r for r in caplog.records if getattr(r, "operation", None) == "connection"]
+    assert any(getattr(r, "state", "") == "connected" for r in connections)
+    assert not agent.connected()  # disconnected on stop
+
+
+def test_an_unreachable_gateway_backs_off_and_alerts(
+    make_rig: MakeRig, make_agent: MakeAgent
+) -> None:
+    rig = make_rig()
+    agent = make_agent(rig, reconnect_initial_seconds=2.0)
+    (conn,) = agent.connections.values()
+    conn.broker = agent._ib_broker("gw-1", GatewayConfig("127.0.0.1", 1, 9))
+
+    async def go() -> tuple[bool, bool]:
+        first = await agent._ensure(conn, respect_backoff=True)
+        again = await agent._ensure(conn, respect_backoff=True)  # within the backoff
+        return first, again
+
+    assert rig.run(go) == (False, False)
+    assert conn.failures == 1 and conn.state == "backoff"
+    assert conn.next_attempt == rig.clock.now() + timedelta(seconds=2)
+    assert [a["type"] for a in rig.alerts()] == ["GATEWAY_UNREACHABLE"]
+
+
+# --- configuration ---------------------------------------------------------------------
+
+
+def test_gateways_parse_from_json() -> None:
+    gws = parse_gateways(
+        '{"gw-main": {"host": "127.0.0.1", "port": 4002, "client_id": 7,'
+        ' "accounts": ["U1000001", "U1000002"]}}'
+    )
+    assert gws == {"gw-main": GatewayConfig("127.0.0.1", 4002, 7, ("U1000001", "U1000002"))}
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("{", "not valid JSON"),
+        ("[]", "non-empty JSON object"),
+        ('{"gw-a": {"host": "h", "port": "x", "client_id": 1}}', "['gw-a'].port"),
+        ('{"gw-a": {"host": "", "port": 1, "client_id": 1}}', "['gw-a'].host"),
+        ('{"gw-a": {"host": "h", "port": 1, "client_id": -1}}', "['gw-a'].client_id"),
+        ('{"gw-a": {"host": "h", "port": 1, "client_id": 1, "accounts": "U1"}}', ".accounts"),
+        ('{"gw-a": {"host": "h", "port": 1, "client_id": 1, "acounts": []}}', "acounts"),
+        (
+            '{"a": {"host": "h", "port": 1, "client_id": 1},'
+            ' "b": {"host": "h", "port": 1, "client_id": 1}}',
+            "['b'].client_id",
+        ),
+    ],
+)
+def test_gateway_errors_name_the_gateway_and_field(value: str, message: str) -> None:
+    with pytest.raises(GatewayConfigError, match=GATEWAYS_ENV) as info:
+        parse_gateways(value)
+    assert message in str(info.value)
+
+
+def test_missing_gateways_setting_is_a_clear_error() -> None:
+    with pytest.raises(GatewayConfigError, match=f"{GATEWAYS_ENV} is not set"):
+        gateways_from_env({})
+
+
+def test_cli_agent_without_gateways_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPREADPILOT_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv(GATEWAYS_ENV, raising=False)
+    settings.cache_clear()
+    use_container(None)
+    try:
+        result = CliRunner().invoke(app, ["agent", "--once"])
+        bad = CliRunner().invoke(app, ["agent", "--once"], env={GATEWAYS_ENV: '{"g": 1}'})
+    finally:
+        settings.cache_clear()
+        use_container(None)
+    assert result.exit_code == 2, result.output
+    assert f"{GATEWAYS_ENV} is not set" in result.output
+    assert bad.exit_code == 2 and "['g']" in bad.output
+    assert "Traceback" not in result.output + bad.output
