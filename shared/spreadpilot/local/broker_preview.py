@@ -1,18 +1,21 @@
-"""The embedded broker in the demo: the IB Gateway simulator, reached with real ib_async.
+"""The embedded broker in the demo: the IB Gateway simulator, reached through the
+same IBBroker adapter the gateway agent uses (so the credit-to-IB-price
+conversion stays in one place).
 
-Until the gateway agent exists (issue 4), the demo shows what the agent will
-see for each intent: the legs qualified, the combo's mid and natural credit
-from live quotes, and IB's whatIf margin and commission, per follower account.
+For each intent it shows what the agent sees before trading: the legs
+qualified, the combo's mid and natural credit from live quotes, and IB's
+whatIf margin and commission for the follower's account.
 """
 
 from __future__ import annotations
 
-import math
+import asyncio
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from spreadpilot.domain.money import cents
+from spreadpilot.domain.spread import VerticalSpread
 from spreadpilot.ports.clock import Clock
 
 
@@ -29,8 +32,6 @@ class Preview:
 
 def preview_intents(intents: list[dict[str, Any]], clock: Clock) -> tuple[int, list[Preview]]:
     """Start ibsim on the demo's clock, connect as the agent would, and price every intent."""
-    from ib_async import IB, ComboLeg, Contract, LimitOrder, Option
-
     from ibsim.scenario import Scenario, build_gateway
 
     accounts = sorted({i["ib_account"] for i in intents})
@@ -38,42 +39,29 @@ def preview_intents(intents: list[dict[str, Any]], clock: Clock) -> tuple[int, l
         {"clock": {"start": clock.now(), "speed": "sim"}, "accounts": accounts}
     )
     gateway = build_gateway(scenario, clock).start_in_thread()
-    ib = IB()
     try:
-        ib.connect("127.0.0.1", gateway.port, clientId=1, timeout=10)
+        return gateway.port, asyncio.run(_preview(gateway.port, accounts, intents, clock))
+    finally:
+        gateway.stop_thread()
+
+
+async def _preview(
+    port: int, accounts: list[str], intents: list[dict[str, Any]], clock: Clock
+) -> list[Preview]:
+    from spreadpilot.adapters.ib.broker import IBBroker
+
+    broker = IBBroker("127.0.0.1", port, client_id=1, accounts=accounts, clock=clock)
+    await broker.connect()
+    try:
         previews = []
         for intent in intents:
-            spread, expiry = intent["spread"], intent["trade_date"].replace("-", "")
-            right = "P" if spread["kind"] == "BULL_PUT" else "C"
-            short = Option(
-                "QQQ", expiry, float(spread["short_strike"]), right, "SMART", currency="USD"
+            spread = VerticalSpread.model_validate(intent["spread"])
+            legs = await broker.qualify(spread, intent["trade_date"].replace("-", ""))
+            quote = await broker.quote(legs)
+            mid, natural = cents(quote.mid_credit), cents(quote.natural_credit)
+            check = await broker.what_if(
+                legs, intent["ib_account"], intent["quantity"], max(mid, Decimal("0.01"))
             )
-            long_ = Option(
-                "QQQ", expiry, float(spread["long_strike"]), right, "SMART", currency="USD"
-            )
-            ib.qualifyContracts(short, long_)
-            ts, tl = ib.reqTickers(short, long_)
-            mid = cents(Decimal(str(ts.midpoint())) - Decimal(str(tl.midpoint())))
-            natural = cents(Decimal(str(ts.bid)) - Decimal(str(tl.ask)))
-            bag = Contract(
-                secType="BAG",
-                symbol="QQQ",
-                exchange="SMART",
-                currency="USD",
-                comboLegs=[
-                    ComboLeg(conId=long_.conId, ratio=1, action="BUY", exchange="SMART"),
-                    ComboLeg(conId=short.conId, ratio=1, action="SELL", exchange="SMART"),
-                ],
-            )
-            order = LimitOrder(
-                "BUY",
-                intent["quantity"],
-                -float(max(mid, Decimal("0.01"))),
-                account=intent["ib_account"],
-                orderRef=intent["order_ref"],
-            )
-            state = ib.whatIfOrder(bag, order)
-            commission = state.commission if math.isfinite(state.commission) else 0.0
             previews.append(
                 Preview(
                     intent["follower_id"],
@@ -81,11 +69,10 @@ def preview_intents(intents: list[dict[str, Any]], clock: Clock) -> tuple[int, l
                     intent["quantity"],
                     mid,
                     natural,
-                    cents(Decimal(str(state.initMarginChange or 0))),
-                    cents(Decimal(str(commission))),
+                    cents(check.init_margin_change or Decimal(0)),
+                    cents(check.commission or Decimal(0)),
                 )
             )
-        return gateway.port, previews
+        return previews
     finally:
-        ib.disconnect()
-        gateway.stop_thread()
+        await broker.disconnect()
