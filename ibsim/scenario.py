@@ -20,9 +20,7 @@ Errors name the field and say how to fix it.
 from __future__ import annotations
 
 import json
-import threading
-import time as _time
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -31,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ibsim.market import MarketConfig, MarketModel, QuoteBook
 from spreadpilot.domain.calendar import NEW_YORK, MarketCalendar, ny_date, ny_datetime
-from spreadpilot.platform.clock import SimClock, SystemClock
+from spreadpilot.platform.clock import ScaledClock, SimClock, SystemClock
 from spreadpilot.ports.clock import Clock
 
 if TYPE_CHECKING:
@@ -233,33 +231,6 @@ def _explain(exc: ValidationError, source: str) -> str:
             fix = "remove it or check the spelling"
         lines.append(line + (f" (fix: {fix})" if fix else ""))
     return "\n".join(lines)
-
-
-class ScaledClock:
-    """Real time from a chosen start, optionally faster: now = start + elapsed x speed.
-
-    Lets the standalone gateway start at, say, 09:25 New York on a given day
-    and run a morning in minutes; sleep() waits the scaled wall time.
-    """
-
-    def __init__(self, start: datetime, speed: float = 1.0) -> None:
-        if start.tzinfo is None:
-            raise ValueError("ScaledClock start must be timezone-aware")
-        if speed <= 0:
-            raise ValueError("speed must be positive")
-        self.start = start.astimezone(UTC)
-        self.speed = speed
-        self._t0 = _time.monotonic()
-        self._lock = threading.Lock()
-
-    def now(self) -> datetime:
-        with self._lock:
-            elapsed = _time.monotonic() - self._t0
-        return self.start + timedelta(seconds=elapsed * self.speed)
-
-    def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            _time.sleep(seconds / self.speed)
 
 
 def make_clock(scenario: Scenario) -> Clock:

@@ -1,4 +1,5 @@
-"""Clocks: the system clock, and a simulated one that runs a morning in seconds."""
+"""Clocks: the system clock, a simulated one that runs a morning in seconds, and a
+scaled one (real time from a chosen start) that several processes can share."""
 
 from __future__ import annotations
 
@@ -46,3 +47,29 @@ class SimClock:
             if when.astimezone(UTC) < self._now:
                 raise ValueError(f"SimClock cannot go back from {self._now} to {when}")
             self._now = when.astimezone(UTC)
+
+
+class ScaledClock:
+    """Real time from a chosen start, optionally faster: now = start + elapsed x speed.
+
+    ``epoch`` (Unix seconds) is the wall-clock moment that corresponds to ``start``;
+    processes given the same start and epoch agree on the time, so an agent process
+    and the IB Gateway simulator can trade 10:00 New York whenever the tests run.
+    Without an epoch the clock starts at construction.
+    """
+
+    def __init__(self, start: datetime, speed: float = 1.0, epoch: float | None = None) -> None:
+        if start.tzinfo is None:
+            raise ValueError("ScaledClock start must be timezone-aware")
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self.start = start.astimezone(UTC)
+        self.speed = speed
+        self.epoch = time.time() if epoch is None else epoch
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=(time.time() - self.epoch) * self.speed)
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds / self.speed)

@@ -9,7 +9,7 @@ the setting, the value and the fix, never a traceback.
 from __future__ import annotations
 
 import os
-from datetime import time
+from datetime import datetime, time
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -47,6 +47,15 @@ class Settings(BaseSettings):
     secrets_dir: Path | None = Field(None, description="embedded: one file per secret")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
+    clock_start: datetime | None = Field(
+        None,
+        description="embedded only: run on a scaled clock from this aware time (ISO 8601, "
+        "e.g. 2026-11-24T10:00:00-05:00) instead of the system clock; for tests and demos",
+    )
+    clock_epoch: float | None = Field(
+        None, description="Unix time matching clock_start, so several processes agree"
+    )
+    clock_speed: float = Field(1.0, gt=0, le=3600, description="scaled clock speed (1 = real)")
 
     # --- the signal sheet (domain.md section 2)
     sheet_id: str | None = Field(None, description="Google spreadsheet id (gcp mode)")
@@ -139,6 +148,16 @@ class Settings(BaseSettings):
                 f"signal_deadline {self.signal_deadline} must be after "
                 f"signal_poll_start {self.signal_poll_start}"
             )
+        if self.clock_start is not None:
+            if self.clock_start.tzinfo is None:
+                raise ValueError(
+                    "SPREADPILOT_CLOCK_START must carry its UTC offset, "
+                    "e.g. 2026-11-24T10:00:00-05:00"
+                )
+            if self.mode == "gcp":
+                raise ValueError(
+                    "SPREADPILOT_CLOCK_START is for embedded tests and demos; unset it in gcp mode"
+                )
         if self.mode == "gcp" and not self.sheet_id:
             raise ValueError("mode is gcp: set SPREADPILOT_SHEET_ID to the signal spreadsheet id")
         return self

@@ -12,7 +12,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from spreadpilot.domain.calendar import MarketCalendar
-from spreadpilot.platform.clock import SystemClock
+from spreadpilot.platform.clock import ScaledClock, SystemClock
 from spreadpilot.platform.settings import Settings, settings
 from spreadpilot.platform.topology import Topology, topology
 from spreadpilot.ports.bus import Bus
@@ -29,12 +29,18 @@ if TYPE_CHECKING:
     from spreadpilot.services.signal_poller import SignalPoller
 
 
+def _clock_of(s: Settings) -> Clock:
+    if s.clock_start is None:
+        return SystemClock()
+    return ScaledClock(s.clock_start, s.clock_speed, s.clock_epoch)
+
+
 class Container:
     def __init__(
         self, settings: Settings, clock: Clock | None = None, topo: Topology | None = None
     ) -> None:
         self.settings = settings
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = clock or _clock_of(settings)
         self.topology = topo or topology()
 
     @cached_property
