@@ -66,6 +66,7 @@ from spreadpilot.domain.ladder import (
     plan_ladder,
 )
 from spreadpilot.domain.orders import OrderIntent
+from spreadpilot.platform.failpoints import failpoint
 from spreadpilot.ports.broker import (
     Broker,
     BrokerError,
@@ -658,6 +659,7 @@ class _Run:
                 return self.rejected(None, f"{exc}", exc.code)
             # No answer: the order may or may not be at IB. Look before anything else.
             return await self.after_unclear_send(f"place got no acknowledgement ({exc})")
+        failpoint("execution.after_place")  # crash tests: at IB, nothing recorded yet
         if snap.state is OrderState.REJECTED:
             return self.rejected(snap, snap.reason, ib_code_of(snap.reason))
         self.report(ExecutionEvent.PLACED, snap=snap, credit=plan.start, ladder_step=0)
