@@ -229,6 +229,7 @@ class Agent:
             dry_run=self.container.settings.dry_run,
             timeout=self.container.settings.rpc_timeout_seconds,
             clock=self.clock,
+            pacing_per_second=self.container.settings.gateway_pacing_per_second,
         )
 
     # ------------------------------------------------------------------ connections

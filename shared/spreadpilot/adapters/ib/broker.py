@@ -283,13 +283,18 @@ class IBBroker:
         timeout: float = 10.0,
         ib: IB | None = None,
         clock: Clock | None = None,
+        pacing_per_second: int = 45,
     ) -> None:
         """`accounts`: the accounts this connection may trade (None: any account the
         login manages); with exactly one, orders naming no account use it.
         `timeout`: seconds for each request or acknowledgement. `ib`: an ib_async IB
-        to use (its client gets the dry-run guard too). `clock`: dates quotes."""
+        to use (its client gets the dry-run guard too). `clock`: dates quotes.
+        `pacing_per_second`: messages per second this connection sends at most (IB
+        disconnects above 50); ib_async's client queues the excess."""
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout}")
+        if not 1 <= pacing_per_second <= 50:
+            raise ValueError(f"pacing_per_second must be 1..50, got {pacing_per_second}")
         self.host = host
         self.port = int(port)
         self.client_id = int(client_id)
@@ -297,6 +302,8 @@ class IBBroker:
         self.timeout = float(timeout)
         self._clock = clock
         self._ib = ib if ib is not None else IB()
+        self._ib.client.MaxRequests = pacing_per_second
+        self._ib.client.RequestsInterval = 1.0
         self._dry_run = False
         self._orders: dict[str, _Tracked] = {}
         self._ref_by_order_id: dict[int, str] = {}
