@@ -64,6 +64,12 @@ class ExecutionReport(BaseModel):
     perm_id: int | None = None
     reason: str = ""
     ib_code: int | None = None
+    outcome: str = Field(
+        "",
+        description="terminal reports: how the order ended (FILLED, PARTIAL_FILL, "
+        "LIMIT_REACHED, CANCELLED, REJECTED) or why it was not sent (MID_TOO_LOW, "
+        "NO_MARGIN, SIGNAL_STALE, NOT_READY, DRY_RUN, MARKET_CLOSED, TOO_EARLY)",
+    )
 
 
 def report_id(order_ref: str, event: ExecutionEvent, sequence: int) -> str:

@@ -381,6 +381,7 @@ class _Run:
         reason: str = "",
         ib_code: int | None = None,
         with_fills: bool = False,
+        outcome: str = "",
     ) -> ExecutionReport:
         i = self.intent
         fills: tuple[LegFillReport, ...] = ()
@@ -415,6 +416,7 @@ class _Run:
             perm_id=snap.perm_id if snap else None,
             reason=reason,
             ib_code=ib_code,
+            outcome=outcome,
         )
         self.ctx.bus.publish(
             EXECUTIONS_TOPIC,
@@ -449,8 +451,12 @@ class _Run:
             )
         )
 
-    def skip(self, reason: str, alert: AlertType | None, **details: Any) -> ExecutionResult:
-        self.report(ExecutionEvent.SKIPPED, reason=reason)
+    def skip(
+        self, reason: str, alert: AlertType | None, *, code: str = "", **details: Any
+    ) -> ExecutionResult:
+        """Not sent: the report's outcome is `code`, else the alert's type."""
+        outcome = code or (alert.value if alert is not None else SKIPPED)
+        self.report(ExecutionEvent.SKIPPED, reason=reason, outcome=outcome)
         if alert is not None:
             self.alert(alert, f"{self.intent.follower_id}: {reason}", **details)
         self.complete({"outcome": SKIPPED, "reason": reason})
@@ -539,6 +545,7 @@ class _Run:
                 f"dry-run: whatIf only, nothing routed (would place {self.intent.quantity} "
                 f"at credit {plan.start})",
                 None,
+                code="DRY_RUN",
             )
         return await self.place_and_ladder(legs, plan)
 
@@ -585,15 +592,20 @@ class _Run:
         session = self.ctx.calendar.session(day)
         open_at = session.open if session is not None else ny_datetime(day, OPTIONS_OPEN)
         if session is None:
-            return self.skip(f"{day} is not a trading day: nothing sent", None)
+            return self.skip(
+                f"{day} is not a trading day: nothing sent", None, code="MARKET_CLOSED"
+            )
         if self.now >= session.close:
-            return self.skip(f"the session of {day} is closed: nothing sent", None)
+            return self.skip(
+                f"the session of {day} is closed: nothing sent", None, code="MARKET_CLOSED"
+            )
         early = (open_at - self.now).total_seconds()
         if early > cfg.open_wait_max_seconds:
             return self.skip(
                 f"{early:.0f} s before the open, more than the {cfg.open_wait_max_seconds:.0f} s "
                 "an order may wait: nothing sent",
                 None,
+                code="TOO_EARLY",
             )
         if early > 0:
             await self.wait(early)
@@ -717,7 +729,13 @@ class _Run:
         self, snap: OrderSnapshot | None, reason: str, code: int | None
     ) -> ExecutionResult:
         filled = snap.filled if snap else 0
-        self.report(ExecutionEvent.REJECTED, snap=snap, reason=reason, ib_code=code)
+        self.report(
+            ExecutionEvent.REJECTED,
+            snap=snap,
+            reason=reason,
+            ib_code=code,
+            outcome=LadderOutcome.REJECTED.value,
+        )
         self.alert(
             AlertType.ORDER_REJECTED,
             f"{self.intent.order_ref} rejected by IB"
@@ -824,6 +842,7 @@ class _Run:
                 credit=self.credit,
                 ladder_step=state.step,
                 with_fills=True,
+                outcome=outcome.value,
             )
             self.complete({"outcome": outcome.value, "filled": state.quantity})
             return self.result(outcome.value, True, filled=state.quantity, avg=snap.avg_fill_credit)
@@ -846,6 +865,7 @@ class _Run:
             ladder_step=state.step,
             reason=reason,
             with_fills=True,
+            outcome=outcome.value,
         )
         alert = OUTCOME_ALERT.get(outcome)
         if alert is not None:

@@ -83,6 +83,7 @@ def _summary(events: list[dict[str, Any]], now: str, retention: timedelta) -> di
         "commission": str(commission),
         "fills": sorted(fills.values(), key=lambda f: (f["time"], f["exec_id"])),
         "perm_id": next((e["perm_id"] for e in events if e["perm_id"]), None),
+        "outcome": state.get("outcome") or "",
         "reason": state["reason"],
         "ib_code": state["ib_code"],
         "placed_at": placed,
