@@ -41,7 +41,12 @@ from spreadpilot.domain.orders import OrderIntent
 from spreadpilot.platform.settings import SettingsError
 from spreadpilot.platform.wiring import Container
 from spreadpilot.ports.broker import Broker
-from spreadpilot.ports.bus import ReceivedMessage
+from spreadpilot.ports.bus import (
+    MAX_EXTENSION_SECONDS,
+    MIN_EXTENSION_SECONDS,
+    BusError,
+    ReceivedMessage,
+)
 from spreadpilot.services.execution import (
     ExecutionContext,
     ExecutionResult,
@@ -56,6 +61,7 @@ GATEWAYS_ENV = "SPREADPILOT_GATEWAYS"
 SUBSCRIPTION = "agent-orders"
 SOURCE = "gateway-agent"
 HEARTBEAT_SECONDS = 15.0
+LEASE_POLL_SECONDS = 0.1  # wall seconds between looks at the clock for lease extension
 
 GATEWAYS_EXAMPLE = (
     '{"gw-main": {"host": "127.0.0.1", "port": 4002, "client_id": 7, "accounts": ["U1000001"]}}'
@@ -216,6 +222,9 @@ class Agent:
             gid: _Connection(gid, cfg, make(gid, cfg)) for gid, cfg in self.gateways.items()
         }
         self._in_flight: set[str] = set()  # order refs being executed by this process
+        self.ack_deadline_seconds = container.topology.subscriptions[
+            SUBSCRIPTION
+        ].ack_deadline_seconds
         self.processed = 0
 
     def _ib_broker(self, gateway_id: str, cfg: GatewayConfig) -> Broker:
@@ -345,6 +354,8 @@ class Agent:
             return len(messages)
         refs = list(pending)
         self._in_flight.update(refs)
+        leased = [m.ack_id for p in pending.values() for m in p.messages]
+        keeper = asyncio.create_task(self._keep_leases(leased))
         try:
             results = await execute_many(
                 [p.intent for p in pending.values()],
@@ -354,9 +365,11 @@ class Agent:
             )
         except Exception:
             log.exception("executing a batch of %d orders failed; they come back", len(refs))
-            self._settle([], [m.ack_id for p in pending.values() for m in p.messages])
+            self._settle([], leased)
             raise
         finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
             self._in_flight.difference_update(refs)
         ack, nack = [], []
         for entry, result in zip(pending.values(), results, strict=True):
@@ -365,6 +378,26 @@ class Agent:
         self._settle(ack, nack)
         self.processed += len(messages)
         return len(messages)
+
+    async def _keep_leases(self, ack_ids: list[str]) -> None:
+        """Extend the batch's ack deadline every half deadline of clock time while it
+        executes, so a ladder longer than the deadline is not redelivered under it.
+
+        Polls the clock on wall time rather than sleeping on it: a sleeper on a
+        simulated clock would move that clock for the ladders."""
+        deadline = self.ack_deadline_seconds
+        extension = min(MAX_EXTENSION_SECONDS, max(MIN_EXTENSION_SECONDS, deadline))
+        due = self.clock.now() + timedelta(seconds=deadline / 2)
+        while True:
+            await asyncio.sleep(LEASE_POLL_SECONDS)
+            now = self.clock.now()
+            if now < due:
+                continue
+            try:
+                self.bus.extend(SUBSCRIPTION, ack_ids, extension)
+            except BusError as exc:  # the lease may lapse: a redelivery reconciles first
+                log.warning("could not extend %d order leases: %s", len(ack_ids), exc)
+            due = now + timedelta(seconds=deadline / 2)
 
     def _settle(self, ack: list[str], nack: list[str]) -> None:
         if ack:
@@ -491,19 +524,23 @@ class Agent:
                 fut.cancel()
             await asyncio.gather(sleeper, stopper, return_exceptions=True)
 
-    async def drain(self, *, max_batches: int = 1000) -> int:
-        """Process what is pending and return (``spreadpilot agent --once``)."""
-        await self.connect_all()
+    async def process_pending(self, *, max_batches: int = 1000) -> int:
+        """Run batches until none is left to pull now; returns the messages pulled."""
         total = 0
+        for _ in range(max_batches):
+            n = await self.run_once()
+            if n == 0:
+                break
+            total += n
+        return total
+
+    async def drain(self, *, max_batches: int = 1000) -> int:
+        """Connect, process what is pending, disconnect (``spreadpilot agent --once``)."""
+        await self.connect_all()
         try:
-            for _ in range(max_batches):
-                n = await self.run_once()
-                if n == 0:
-                    break
-                total += n
+            return await self.process_pending(max_batches=max_batches)
         finally:
             await self.close()
-        return total
 
 
 def describe(gateways: Mapping[str, GatewayConfig]) -> dict[str, Any]:

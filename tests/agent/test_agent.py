@@ -25,7 +25,7 @@ from spreadpilot.domain.orders import OrderIntent
 from spreadpilot.platform.settings import settings
 from spreadpilot.platform.wiring import use_container
 from tests.agent.conftest import MakeAgent
-from tests.execution.conftest import MakeRig, Rig
+from tests.execution.conftest import WIDE_QUOTES, MakeRig, Rig
 
 ORDERS = "orders"
 
@@ -89,6 +89,35 @@ def test_a_redelivered_message_makes_one_ib_order(make_rig: MakeRig, make_agent:
     assert len(rig.orders()) == 1
     assert events(rig.reports(), intent.order_ref) == ["CLAIMED", "PLACED", "FILLED"]
     assert nothing_left(rig)
+
+
+def test_a_ladder_longer_than_the_ack_deadline_keeps_its_message_leased(
+    make_rig: MakeRig, make_agent: MakeAgent, caplog: pytest.LogCaptureFixture
+) -> None:
+    # mid 0.60, natural 0.54: six 15 s steps, 90 s of ladder against a 60 s ack deadline
+    rig = make_rig(market={"option_spread_tiers": WIDE_QUOTES})
+    agent = make_agent(rig, settings={"ladder_start": "mid", "ladder_step_seconds": 15})
+    assert agent.ack_deadline_seconds == 60
+    intent = rig.intent()
+    publish(rig, intent)
+    started = rig.clock.now()
+
+    async def one_batch() -> int:
+        await agent.connect_all()
+        try:
+            return await agent.run_once()
+        finally:
+            await agent.close()
+
+    with caplog.at_level(logging.WARNING):
+        assert rig.run(one_batch) == 1
+
+    assert rig.clock.now() - started > timedelta(seconds=agent.ack_deadline_seconds)
+    assert events(rig.reports(), intent.order_ref)[-1] == "FILLED"
+    assert not [r for r in caplog.records if "ignored" in r.getMessage()]  # the ack landed
+    assert rig.bus.pull(SUBSCRIPTION, max_messages=10) == []  # not redelivered meanwhile
+    assert nothing_left(rig)
+    assert len(rig.orders(intent.order_ref)) == 1
 
 
 def test_a_malformed_message_is_acked_with_an_alert_and_nothing_sent(

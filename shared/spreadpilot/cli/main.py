@@ -167,6 +167,52 @@ def intents(
 
 @app.command()
 @friendly
+def orders(
+    day: Annotated[str | None, typer.Option("--date", help="default: today in New York")] = None,
+) -> None:
+    """Every follower's order for a trading date: outcome, contracts filled, fill
+    credit, ladder steps and time to fill (from the recorder's execution documents)."""
+    from spreadpilot.cli.views import orders_table, totals_line
+    from spreadpilot.domain.signal import signal_id
+    from spreadpilot.services.traces import orders_for_signal, totals
+
+    c = _boot()
+    trade_day = date.fromisoformat(day) if day else ny_date(c.clock.now())
+    sid = signal_id(trade_day, c.settings.signal_ticker)
+    dispatched = (c.store.get(C.DISPATCHES, sid) or {}).get("followers", {})
+    found = {o.follower_id: o for o in orders_for_signal(c.store, sid)}
+    if not dispatched and not found:
+        out.print(f"no orders for {trade_day} (signal {sid} not dispatched)")
+        return
+    followers = {snap.id: snap.data for snap in c.store.query(C.FOLLOWERS)}
+    out.print(orders_table(dispatched, followers, found, f"Orders for {sid}"))
+    out.print(totals_line(totals(list(found.values()))))
+
+
+@app.command()
+@friendly
+def trace(
+    order_ref: Annotated[str, typer.Argument(help="e.g. SP-20261125-QQQ-alice-OPEN")],
+) -> None:
+    """One order's story, report by report: claimed, placed, each ladder step,
+    partial fills with each leg's execution and fee, and how it ended."""
+    from spreadpilot.cli.views import trace_header, trace_table
+    from spreadpilot.services.traces import OrderSummary
+    from spreadpilot.services.traces import trace as trace_of
+
+    c = _boot()
+    doc = c.store.get(C.EXECUTIONS, order_ref)
+    if doc is None:
+        raise UsageError(
+            f"no execution recorded for orderRef {order_ref!r}; list the day's orders with "
+            "`spreadpilot orders --date YYYY-MM-DD`"
+        )
+    out.print(trace_header(doc, OrderSummary.from_doc(doc)), highlight=False)
+    out.print(trace_table(trace_of(doc)))
+
+
+@app.command()
+@friendly
 def alerts(limit: int = 20) -> None:
     """The most recent alerts raised (newest first)."""
     c = _boot()

@@ -2,8 +2,12 @@
 
 Seeds a sample sheet (today's row half-typed, completed at 09:29 as a
 strategist would) and five followers (one disabled, one suspended, two with
-sizing rules), fires the signal poll from 09:25 to 09:45 ET on a simulated
-clock through the real functions, and prints what happened.
+sizing rules) on two IB Gateways, fires the signal poll from 09:25 to 09:45 ET
+on a simulated clock through the real functions, and after every tick lets the
+real gateway agent execute what the dispatcher sent, through ib_async against
+one IB Gateway simulator per gateway (`sample/gateways.yaml`). The recorder
+function stores the executions; the demo prints every follower's order and the
+totals.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ from rich.console import Console
 from rich.table import Table
 
 from ibsim.market import MarketConfig
+from spreadpilot.cli.views import orders_table, totals_line
 from spreadpilot.domain.calendar import NEW_YORK, MarketCalendar, ny_date, ny_datetime
 from spreadpilot.domain.sheet import SHEET_HEADER
-from spreadpilot.local.broker_preview import preview_intents
+from spreadpilot.local.gateways import SimulatedGateways, accounts_by_gateway
 from spreadpilot.local.morning import run_schedule
 from spreadpilot.platform import collections as C
 from spreadpilot.platform.clock import SimClock, SystemClock
@@ -30,6 +35,7 @@ from spreadpilot.platform.schedules import Job
 from spreadpilot.platform.settings import load_settings
 from spreadpilot.platform.wiring import Container
 from spreadpilot.services.followers import parse_followers, save_followers
+from spreadpilot.services.traces import orders_for_signal, totals
 
 MARKER = ".spreadpilot-demo"
 HEADER = list(SHEET_HEADER)
@@ -75,12 +81,15 @@ def run_demo(out: Console, data_dir: Path, day: date | None = None) -> None:
     clock = SimClock(start)
     c = Container(settings, clock=clock)
 
-    sample = resources.files("spreadpilot.local").joinpath("sample/followers.yaml").read_text()
-    save_followers(c.store, parse_followers(yaml.safe_load(sample)["followers"]))
+    sample = resources.files("spreadpilot.local").joinpath("sample")
+    followers = yaml.safe_load(sample.joinpath("followers.yaml").read_text())["followers"]
+    save_followers(c.store, parse_followers(followers))
+    scenarios = yaml.safe_load(sample.joinpath("gateways.yaml").read_text())
     history = _history(cal, day)
     half_typed = [f"{day:%d/%m/%Y}", "QQQ", "Long"]  # quantity and strikes not yet typed
-    # Strikes a few dollars below the simulated broker's opening price, as a strategist would.
-    short = int(MarketConfig().spot) - 1
+    # A Bull Put 2 wide, its short put a dollar in the money at the simulated open: a
+    # mid near 0.94, comfortably above the 0.70 floor, as the strategist types it.
+    short = int(MarketConfig().spot) + 1
     complete = [f"{day:%d/%m/%Y}", " QQQ", "Long", "2", str(short - 2), f"{short},0", "-", "-"]
     _write_sheet(settings.sheet_csv_path, [*history, half_typed])
 
@@ -91,7 +100,12 @@ def run_demo(out: Console, data_dir: Path, day: date | None = None) -> None:
     out.print(
         f"[bold]SpreadPilot demo[/] - simulated morning of {day} (New York), embedded platform\n"
     )
-    report = run_schedule(c, clock, start, end, before_tick=strategist)
+    gateways = SimulatedGateways(clock, accounts_by_gateway(followers), scenarios)
+    with gateways, gateways.agent(c) as agent:
+        ports = ", ".join(f"{g} 127.0.0.1:{gw.port}" for g, gw in gateways.running.items())
+        report = run_schedule(
+            c, clock, start, end, before_tick=strategist, after_tick=lambda *_: agent.process()
+        )
 
     runs = Table("time (ET)", "signal poller", "detail", title="Signal poll runs")
     for snap in c.store.query(C.JOB_RUNS, order_by="ran_at"):
@@ -108,69 +122,26 @@ def run_demo(out: Console, data_dir: Path, day: date | None = None) -> None:
             f"\nClaimed signal [bold]{sid}[/] (sheet row {sig['sheet_row']}): {s['strategy']} "
             f"= Bull Put sell {s['sell_put']} / buy {s['buy_put']}, {s['qty_per_leg']} per leg"
         )
-    table = Table(
-        "follower",
-        "account",
-        "gateway",
-        "outcome",
-        "contracts",
-        "orderRef / reason",
-        title="Order intents",
-    )
-    intents = {
-        snap.data["intent"]["follower_id"]: snap.data["intent"]
-        for snap in c.store.query(C.ORDER_INTENTS)
-    }
     records = {snap.id: snap.data for snap in c.store.query(C.FOLLOWERS)}
-    for fid, o in sorted(disp.get("followers", {}).items()):
-        record = records.get(fid, {})
-        table.add_row(
-            fid,
-            record.get("ib_account", ""),
-            record.get("gateway_id", ""),
-            o["status"],
-            str(o["quantity"] or "-"),
-            o["order_ref"] or o["reason"],
-        )
-    out.print(table)
-
-    intent_docs = [snap.data["intent"] for snap in c.store.query(C.ORDER_INTENTS)]
-    if intent_docs:
-        port, previews = preview_intents(sorted(intent_docs, key=lambda i: i["follower_id"]), clock)
-        checks = Table(
-            "follower",
-            "account",
-            "contracts",
-            "mid credit",
-            "natural credit",
-            "whatIf margin",
-            "commission",
-            title=f"Broker check at {clock.now().astimezone(NEW_YORK):%H:%M} ET "
-            f"(IB Gateway simulator on 127.0.0.1:{port}, real ib_async)",
-        )
-        for p in previews:
-            checks.add_row(
-                p.follower_id,
-                p.account,
-                str(p.quantity),
-                f"${p.mid_credit}",
-                f"${p.natural_credit}",
-                f"${p.margin}",
-                f"${p.commission}",
-            )
-        out.print(checks)
+    orders = {o.follower_id: o for o in orders_for_signal(c.store, sid)}
+    title = f"Orders (gateway agent -> IB Gateway simulators {ports}, real ib_async)"
+    out.print(orders_table(disp.get("followers", {}), records, orders, title))
+    out.print("\n" + totals_line(totals(list(orders.values()))))
 
     alerts = c.store.query(C.ALERTS)
     out.print(
         f"\n{report.ticks} scheduler ticks, {report.handled} messages delivered; "
-        f"{len(intents)} intents published to 'orders'; {len(alerts)} alerts"
+        f"{len(disp.get('followers', {}))} followers dispatched, {agent.agent.processed} order "
+        f"messages executed by the gateway agent; {len(alerts)} alerts"
         + "".join(f"\n  {a.data['type']}: {a.data['message']}" for a in alerts)
     )
     out.print(
         f"\nStore:  {data_dir / 'store.db'} (SQLite)\nBus:    {data_dir / 'bus.db'}"
         f"\nSheet:  {settings.sheet_csv_path}\nOutbox: {settings.outbox_dir}"
     )
-    out.print(
-        f"Inspect: SPREADPILOT_DATA_DIR={data_dir} .venv/bin/spreadpilot intents --date {day}"
-        " (also: followers list, alerts, dead-letters)"
-    )
+    inspect = f"SPREADPILOT_DATA_DIR={data_dir} .venv/bin/spreadpilot"
+    out.print(f"Inspect: {inspect} orders --date {day}", highlight=False)
+    first = next((o.order_ref for o in orders.values() if o.placed_at), None)
+    if first:
+        out.print(f"         {inspect} trace {first}", highlight=False)
+    out.print("         (also: intents, followers list, alerts, dead-letters)")

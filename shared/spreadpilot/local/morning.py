@@ -31,9 +31,15 @@ def run_schedule(
     end: datetime,
     *,
     before_tick: Callable[[datetime, Job], None] | None = None,
+    after_tick: Callable[[datetime, Job], object] | None = None,
 ) -> MorningReport:
     """Fire every job due in [start, end) whose consumer is a function we have,
-    delivering each tick and everything it causes before the next one."""
+    delivering each tick and everything it causes before the next one.
+
+    `after_tick` runs once the tick's messages are delivered (the demo's gateway
+    agent executes the orders there); what it publishes is delivered before the
+    next tick. A job due before the clock (a ladder moved it on) fires late, as a
+    delayed Cloud Scheduler tick would."""
     use_container(c)
     functions = set(available_functions())
     handlers = {
@@ -54,4 +60,7 @@ def run_schedule(
         c.bus.publish(job.topic, job.payload(moment), {"job": job.name})
         report.ticks += 1
         report.handled += runner.run_until_idle()
+        if after_tick:
+            after_tick(moment, job)
+            report.handled += runner.run_until_idle()
     return report

@@ -38,6 +38,19 @@ class BusError(Exception):
     """A bus operation failed; the caller may retry."""
 
 
+#: Pub/Sub's bounds on an ack deadline modification (modifyAckDeadline).
+MIN_EXTENSION_SECONDS, MAX_EXTENSION_SECONDS = 10, 600
+
+
+def check_extension(subscription: str, seconds: int) -> None:
+    """The same refusal from every adapter for a deadline Pub/Sub would refuse."""
+    if not MIN_EXTENSION_SECONDS <= seconds <= MAX_EXTENSION_SECONDS:
+        raise BusError(
+            f"extend on {subscription!r}: seconds must be {MIN_EXTENSION_SECONDS}-"
+            f"{MAX_EXTENSION_SECONDS} (Pub/Sub's ack deadline bounds), got {seconds}"
+        )
+
+
 class Bus(Protocol):
     def publish(
         self,
@@ -60,6 +73,13 @@ class Bus(Protocol):
 
     def nack(self, subscription: str, ack_ids: Sequence[str]) -> None:
         """Give the messages back for redelivery after the retry backoff."""
+        ...
+
+    def extend(self, subscription: str, ack_ids: Sequence[str], seconds: int) -> None:
+        """Keep leased messages invisible for `seconds` more from now (Pub/Sub's
+        modifyAckDeadline, 10-600 s): a consumer still working on them (a ladder
+        outlasting the ack deadline) is not raced by their redelivery. A lease that
+        already expired is not revived (ignored, like a stale ack)."""
         ...
 
     def ensure_topology(self) -> None:

@@ -41,12 +41,29 @@ class Recorder:
             if any(e["report_id"] == report.report_id for e in events):
                 return False
             events.append(report.model_dump(mode="json"))
-            events.sort(key=lambda e: (e["at"], e["report_id"]))
+            events.sort(key=_event_order)
             summary = _summary(events, self.clock.now().isoformat(), self.retention)
             txn.set(C.EXECUTIONS, doc_id, summary)
             return True
 
         return self.store.transaction(fold)
+
+
+#: Within one timestamp, the order events happen in (a step and its fill can share
+#: a second of the clock): claim, placement, steps, partial fills, then the end.
+_RANK = {
+    ExecutionEvent.CLAIMED: 0,
+    ExecutionEvent.PLACED: 1,
+    ExecutionEvent.MODIFIED: 2,
+    ExecutionEvent.PARTIAL: 3,
+    ExecutionEvent.UNKNOWN: 4,
+}
+
+
+def _event_order(e: dict[str, Any]) -> tuple[datetime, int, int, str]:
+    # parsed, not compared as text: "…:50.2Z" sorts before "…:50Z" as a string
+    at = datetime.fromisoformat(e["at"])
+    return (at, _RANK.get(ExecutionEvent(e["event"]), 5), e.get("filled", 0), e["report_id"])
 
 
 def _summary(events: list[dict[str, Any]], now: str, retention: timedelta) -> dict[str, Any]:

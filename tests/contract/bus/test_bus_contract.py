@@ -141,6 +141,27 @@ def test_unacked_message_is_redelivered_after_the_ack_deadline(case: BusCase) ->
     assert gone(case, "jobs-worker", [second.ack_id])
 
 
+def test_extend_keeps_a_leased_message_past_its_ack_deadline(case: BusCase) -> None:
+    deadline = CONTRACT_TOPOLOGY.subscriptions["jobs-worker"].ack_deadline_seconds
+    message_id = case.bus.publish("jobs", b"long ladder")
+    [first] = case.poll("jobs-worker")
+
+    case.wait(deadline * 0.6)
+    case.bus.extend("jobs-worker", [first.ack_id], deadline)
+    case.wait(deadline * 0.6)  # past the original deadline, inside the extension
+
+    assert case.nothing_on("jobs-worker")
+    case.bus.ack("jobs-worker", [first.ack_id])
+    assert gone(case, "jobs-worker", [first.ack_id])
+    assert first.message_id == message_id
+
+
+def test_extend_outside_pubsubs_bounds_is_refused_with_the_range(case: BusCase) -> None:
+    for seconds in (5, 601):
+        with pytest.raises(BusError, match="seconds must be 10-600"):
+            case.bus.extend("jobs-worker", ["any"], seconds)
+
+
 def test_dead_letter_after_max_delivery_attempts(case: BusCase) -> None:
     sub = CONTRACT_TOPOLOGY.subscriptions["jobs-worker"]
     data = b"\x00poison\xff"
@@ -316,6 +337,21 @@ def test_local_exhausted_lease_expiry_dead_letters_without_a_pull_of_the_source(
     assert dead.attributes["CloudPubSubDeadLetterSourceTopicPublishTime"] == (
         "2026-11-24T14:30:00.000Z"
     )
+
+
+def test_local_an_expired_lease_is_not_revived_by_extend(tmp_path: Path) -> None:
+    clock = SimClock(SIM_START)
+    bus = LocalBus(tmp_path / "bus.db", CONTRACT_TOPOLOGY, clock)
+    bus.publish("jobs", b"too late")
+    [first] = bus.pull("jobs-worker")
+    clock.advance(
+        timedelta(seconds=CONTRACT_TOPOLOGY.subscriptions["jobs-worker"].ack_deadline_seconds + 1)
+    )
+
+    bus.extend("jobs-worker", [first.ack_id], 60)
+
+    [again] = bus.pull("jobs-worker")
+    assert again.message_id == first.message_id and again.delivery_attempt == 2
 
 
 def test_local_stats_by_state(tmp_path: Path) -> None:

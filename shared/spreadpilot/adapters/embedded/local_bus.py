@@ -47,7 +47,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from spreadpilot.platform.topology import Subscription, Topology
-from spreadpilot.ports.bus import BusError, ReceivedMessage
+from spreadpilot.ports.bus import BusError, ReceivedMessage, check_extension
 from spreadpilot.ports.clock import Clock
 
 log = logging.getLogger("spreadpilot.bus")
@@ -316,6 +316,29 @@ class LocalBus:
             raise BusError(f"local bus: nack on {subscription!r} failed ({exc})") from exc
         if nacked < len(ids):
             self._ignored(sub, "nack", len(ids) - nacked)
+
+    def extend(self, subscription: str, ack_ids: Sequence[str], seconds: int) -> None:
+        sub = self._subscription(subscription)
+        check_extension(subscription, seconds)
+        ids = list(dict.fromkeys(ack_ids))
+        if not ids:
+            return
+        now = self._now_us()
+        until = now + seconds * _SECOND_US
+        extended = 0
+        try:
+            with self._write() as conn:
+                for ack_id in ids:
+                    cur = conn.execute(
+                        "UPDATE bus_deliveries SET visible_us = ? "
+                        "WHERE subscription = ? AND ack_id = ? AND visible_us > ?",
+                        (until, sub.name, ack_id, now),
+                    )
+                    extended += cur.rowcount
+        except sqlite3.Error as exc:
+            raise BusError(f"local bus: extend on {subscription!r} failed ({exc})") from exc
+        if extended < len(ids):
+            self._ignored(sub, "extend", len(ids) - extended)
 
     def ensure_topology(self) -> None:
         """Nothing to create: subscriptions exist as soon as the topology names

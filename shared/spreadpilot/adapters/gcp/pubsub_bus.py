@@ -35,7 +35,7 @@ from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry, if_exception_type
 
 from spreadpilot.platform.topology import Subscription, Topology
-from spreadpilot.ports.bus import BusError, ReceivedMessage
+from spreadpilot.ports.bus import BusError, ReceivedMessage, check_extension
 
 log = logging.getLogger("spreadpilot.bus")
 
@@ -158,6 +158,22 @@ class PubSubBus:
             )
 
         self._settle(sub, "nack", ack_ids, call)
+
+    def extend(self, subscription: str, ack_ids: Sequence[str], seconds: int) -> None:
+        sub = self._subscription(subscription)
+        check_extension(subscription, seconds)
+        path = self._subscription_path(sub.name)
+
+        def call(ids: list[str]) -> None:
+            self._sub().modify_ack_deadline(
+                request=pubsub_v1.ModifyAckDeadlineRequest(
+                    subscription=path, ack_ids=ids, ack_deadline_seconds=seconds
+                ),
+                retry=self._retry(),
+                timeout=self._timeout,
+            )
+
+        self._settle(sub, "extend", ack_ids, call)
 
     def ensure_topology(self) -> None:
         """Create every topic, then every subscription, that does not exist yet.
