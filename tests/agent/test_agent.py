@@ -55,8 +55,9 @@ def nothing_left(rig: Rig) -> bool:
 
 
 def test_intents_are_executed_on_the_simulator_and_reported(
-    make_rig: MakeRig, make_agent: MakeAgent
+    make_rig: MakeRig, make_agent: MakeAgent, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="spreadpilot")
     rig = make_rig()
     agent = make_agent(rig)
     alice, bob = rig.intent("alice"), rig.intent("bob", quantity=1)
@@ -73,6 +74,11 @@ def test_intents_are_executed_on_the_simulator_and_reported(
     filled = {r["order_ref"]: r["filled"] for r in reports if r["event"] == "FILLED"}
     assert filled == {alice.order_ref: 2, bob.order_ref: 1}
     assert nothing_left(rig)  # both messages acked
+    # the log lines the log-based metrics count (terraform/modules/platform/monitoring.tf)
+    ops = [(getattr(r, "operation", None), getattr(r, "order_ref", None)) for r in caplog.records]
+    for intent in (alice, bob):
+        assert ("order_placed", intent.order_ref) in ops
+        assert ("order_filled", intent.order_ref) in ops
 
 
 def test_a_redelivered_message_makes_one_ib_order(make_rig: MakeRig, make_agent: MakeAgent) -> None:

@@ -64,6 +64,9 @@ class ExecutionReport(BaseModel):
     perm_id: int | None = None
     reason: str = ""
     ib_code: int | None = None
+    seq: int = Field(
+        0, ge=0, description="emission order within one agent's run of the order (1, 2, ...)"
+    )
     outcome: str = Field(
         "",
         description="terminal reports: how the order ended (FILLED, PARTIAL_FILL, "

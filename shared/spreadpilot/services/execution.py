@@ -153,10 +153,12 @@ async def clock_sleep(clock: Clock, seconds: float) -> None:
     """Wait `seconds` of the clock's time.
 
     A simulated clock (one with ``set``, e.g. SimClock) goes through the loop's
-    `SimSleeper` for that clock; any other clock is wall time (``asyncio.sleep``).
+    `SimSleeper` for that clock; any other clock is wall time (``asyncio.sleep``),
+    divided by its ``speed`` if it has one (a ScaledClock at 10x waits a tenth).
     """
     if getattr(clock, "set", None) is None:
-        await asyncio.sleep(max(0.0, seconds))
+        speed = float(getattr(clock, "speed", 1.0))
+        await asyncio.sleep(max(0.0, seconds) / speed)
         return
     per_loop = _SLEEPERS.setdefault(asyncio.get_running_loop(), {})
     sleeper = per_loop.get(id(clock))
@@ -335,6 +337,7 @@ class _Run:
         self.steps = 0
         self.credit: Decimal | None = None
         self.resumed = False
+        self.emitted = itertools.count(1)  # reports' emission order (the trace's order)
 
     # -- helpers
 
@@ -417,6 +420,7 @@ class _Run:
             reason=reason,
             ib_code=ib_code,
             outcome=outcome,
+            seq=next(self.emitted),
         )
         self.ctx.bus.publish(
             EXECUTIONS_TOPIC,
@@ -428,7 +432,15 @@ class _Run:
             i.order_ref,
             event.value,
             reason or "",
-            extra={"order_ref": i.order_ref, "follower_id": i.follower_id, "event": event.value},
+            extra={
+                # the log-based metrics (terraform monitoring.tf) count order_placed/_filled
+                "operation": f"order_{event.value.lower()}",
+                "order_ref": i.order_ref,
+                "follower_id": i.follower_id,
+                "gateway_id": i.gateway_id,
+                "event": event.value,
+                "outcome": outcome,
+            },
         )
         return rep
 

@@ -49,8 +49,9 @@ class Recorder:
         return self.store.transaction(fold)
 
 
-#: Within one timestamp, the order events happen in (a step and its fill can share
-#: a second of the clock): claim, placement, steps, partial fills, then the end.
+#: Within one timestamp (a step and its fill can share a second of the clock) the
+#: agent's emission order decides; reports without it (a previous holder's, or
+#: older ones) fall back to the lifecycle: claim, placement, steps, fills, the end.
 _RANK = {
     ExecutionEvent.CLAIMED: 0,
     ExecutionEvent.PLACED: 1,
@@ -63,7 +64,8 @@ _RANK = {
 def _event_order(e: dict[str, Any]) -> tuple[datetime, int, int, str]:
     # parsed, not compared as text: "…:50.2Z" sorts before "…:50Z" as a string
     at = datetime.fromisoformat(e["at"])
-    return (at, _RANK.get(ExecutionEvent(e["event"]), 5), e.get("filled", 0), e["report_id"])
+    rank = e.get("seq") or 100 + _RANK.get(ExecutionEvent(e["event"]), 5)
+    return (at, rank, e.get("filled", 0), e["report_id"])
 
 
 def _summary(events: list[dict[str, Any]], now: str, retention: timedelta) -> dict[str, Any]:
