@@ -479,7 +479,11 @@ class Agent:
             await self._sleep(self.poll_seconds)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Until `stop` is set: keep the gateways connected, execute orders, heartbeat."""
+        """Until `stop` is set: keep the gateways connected, execute orders, heartbeat.
+
+        Every gateway gets one connection attempt before the first pull, so orders
+        pending at a (re)start meet their connection, not a NO_GATEWAY nack + alert."""
+        await self.connect_all()
         keepers = [
             asyncio.create_task(self._keep_connected(c, stop), name=f"connect:{gid}")
             for gid, c in self.connections.items()

@@ -7,7 +7,6 @@ import json
 import logging
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -21,28 +20,11 @@ from gateway.agent import (
     parse_gateways,
 )
 from spreadpilot.cli.main import app
-from spreadpilot.domain.orders import OrderIntent
 from spreadpilot.platform.settings import settings
 from spreadpilot.platform.wiring import use_container
 from tests.agent.conftest import MakeAgent
+from tests.agent.recovery_support import ORDERS, events, publish
 from tests.execution.conftest import WIDE_QUOTES, MakeRig, Rig
-
-ORDERS = "orders"
-
-
-def publish(rig: Rig, intent: OrderIntent, times: int = 1) -> None:
-    """As the dispatcher publishes an intent (same body, attributes and ordering key)."""
-    for _ in range(times):
-        rig.bus.publish(
-            ORDERS,
-            json.dumps(intent.model_dump(mode="json")).encode(),
-            {"order_ref": intent.order_ref, "gateway_id": intent.gateway_id},
-            ordering_key=intent.gateway_id,
-        )
-
-
-def events(reports: list[dict[str, Any]], ref: str) -> list[str]:
-    return [r["event"] for r in reports if r["order_ref"] == ref]
 
 
 def nothing_left(rig: Rig) -> bool:

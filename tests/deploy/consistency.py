@@ -38,24 +38,29 @@ import hcl2
 import yaml
 from hcl2 import SerializationOptions
 
+from gateway.agent import GATEWAYS_ENV, GatewayConfig, GatewayConfigError, parse_gateways
 from spreadpilot.platform import collections as C
 from spreadpilot.platform.schedules import load_jobs
 from spreadpilot.platform.topology import build_topology
 from spreadpilot.ports.store import EXPIRE_AT
 
-#: Two logins (live and paper) to render the gateway VM with.
+#: Two logins (live and paper) to render the gateway VM with; keys are gateway ids.
 SAMPLE_LOGINS: dict[str, dict[str, Any]] = {
     "alice": {
         "trading_mode": "live",
         "api_port": 4001,
         "vnc_port": 5901,
         "auto_restart_time": "11:45 PM",
+        "client_id": 7,
+        "accounts": ["U1234567"],
     },
     "bob": {
         "trading_mode": "paper",
         "api_port": 4002,
         "vnc_port": 5902,
         "auto_restart_time": "11:50 PM",
+        "client_id": 12,
+        "accounts": ["DU1234567", "DU7654321"],
     },
 }
 AGENT = "gateway-agent"
@@ -653,7 +658,45 @@ def gateway_problems(terraform: str, root: Path) -> list[str]:
         found.append(
             f"published loopback ports {sorted(published)} != the logins' {sorted(wanted)}"
         )
+    found += agent_gateway_problems(config)
     return found
+
+
+AGENT_ENV = "/etc/spreadpilot/agent.env"
+
+
+def agent_env(config: dict[str, Any]) -> dict[str, str]:
+    """The agent's environment (docker --env-file: one KEY=VALUE per line) from cloud-init."""
+    files = {f["path"]: f["content"] for f in config["write_files"]}
+    env: dict[str, str] = {}
+    for line in files.get(AGENT_ENV, "").splitlines():
+        key, _, value = line.partition("=")
+        env[key] = value
+    return env
+
+
+def agent_gateway_problems(config: dict[str, Any]) -> list[str]:
+    """SPREADPILOT_GATEWAYS as rendered must be what the agent's own parser accepts,
+    one gateway per login on its loopback API port with its clientId and accounts."""
+    text = agent_env(config).get(GATEWAYS_ENV)
+    if text is None:
+        return [f"{AGENT_ENV} has no {GATEWAYS_ENV}: the agent would not start"]
+    try:
+        gateways = parse_gateways(text)
+    except GatewayConfigError as exc:
+        return [f"the agent would refuse the rendered {GATEWAYS_ENV} {text}: {exc}"]
+    wanted = {
+        login: GatewayConfig(
+            host="127.0.0.1",
+            port=cfg["api_port"],
+            client_id=cfg.get("client_id", 7),
+            accounts=tuple(cfg.get("accounts", [])),
+        )
+        for login, cfg in SAMPLE_LOGINS.items()
+    }
+    if gateways != wanted:
+        return [f"{GATEWAYS_ENV} gives the agent {gateways}, expected {wanted} from ib_logins"]
+    return []
 
 
 def _exec_start(unit: str) -> list[str]:

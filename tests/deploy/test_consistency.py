@@ -6,12 +6,15 @@ test_mutations.py for the proof that these checks fail when either side drifts.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from gateway.agent import GatewayConfig, parse_gateways
 from spreadpilot.platform.schedules import jobs
 from spreadpilot.platform.topology import topology
 from tests.deploy import consistency as cons
@@ -142,10 +145,105 @@ def test_the_gateway_vm_runs_one_gateway_per_login_under_ibc_and_the_agent(terra
     assert "fetch-secret.sh p ib-gateway-alice" in units["ib-gateway-alice.service"]
     agent = cons._exec_start(boot["agent_unit"])
     assert agent[-2:] == ["spreadpilot", "agent"] and "host" in agent
-    # No agent image yet (issue 4): its unit is installed, never started.
+    # No agent image set: its unit is installed, never started.
     config = yaml.safe_load(boot["user_data"])
     assert ["systemctl", "start", "ib-gateway-bob.service"] in config["runcmd"]
     assert not [cmd for cmd in config["runcmd"] if "spreadpilot-agent.service" in cmd]
     assert "/etc/systemd/system/spreadpilot-agent.service" in {
         f["path"] for f in config["write_files"]
     }
+
+
+BOOT_INPUTS: dict[str, Any] = {
+    "project_id": "p",
+    "gateway_image": "gateway:1",
+    "agent_image": "us-east4-docker.pkg.dev/p/spreadpilot/agent:1",
+    "agent_command": ["spreadpilot", "agent"],
+    "agent_environment": {"SPREADPILOT_MODE": "gcp"},
+}
+
+
+def rendered_gateways(terraform: str, logins: dict[str, Any]) -> dict[str, GatewayConfig]:
+    """SPREADPILOT_GATEWAYS from the VM's /etc/spreadpilot/agent.env, parsed by the agent."""
+    boot = cons.evaluate(terraform, REPO, "gateway_boot", {**BOOT_INPUTS, "ib_logins": logins})
+    env = cons.agent_env(yaml.safe_load(boot["user_data"]))
+    assert env["SPREADPILOT_MODE"] == "gcp"
+    return parse_gateways(env["SPREADPILOT_GATEWAYS"])
+
+
+def test_the_agent_parses_the_gateways_the_vm_gives_it(terraform: str) -> None:
+    gateways = rendered_gateways(terraform, cons.SAMPLE_LOGINS)
+    assert gateways == {
+        "alice": GatewayConfig(host="127.0.0.1", port=4001, client_id=7, accounts=("U1234567",)),
+        "bob": GatewayConfig(
+            host="127.0.0.1", port=4002, client_id=12, accounts=("DU1234567", "DU7654321")
+        ),
+    }
+    for login, cfg in cons.SAMPLE_LOGINS.items():  # keys = the followers' gateway_id
+        assert gateways[login].port == cfg["api_port"]
+
+
+def test_client_id_and_accounts_default_to_7_and_any_account(terraform: str) -> None:
+    logins = {
+        login: {k: v for k, v in cfg.items() if k not in ("client_id", "accounts")}
+        for login, cfg in cons.SAMPLE_LOGINS.items()
+    }
+    gateways = rendered_gateways(terraform, logins)
+    assert {gid: (gw.client_id, gw.accounts) for gid, gw in gateways.items()} == {
+        "alice": (7, ()),
+        "bob": (7, ()),
+    }
+
+
+#: What the agent would refuse (or the wrong thing), and the field terraform must name.
+BAD_LOGIN_FIELDS = {
+    "negative client_id": ({"client_id": -1}, "client_id must be an integer in 0-2147483647"),
+    "fractional client_id": ({"client_id": 7.5}, "client_id must be an integer in 0-2147483647"),
+    "client_id over int32": (
+        {"client_id": 2147483648},
+        "client_id must be an integer in 0-2147483647",
+    ),
+    "account with a dash": ({"accounts": ["U-1234567"]}, "accounts must be IB account ids"),
+    "empty account": ({"accounts": [""]}, "accounts must be IB account ids"),
+}
+
+
+def platform_inputs_module(root: Path) -> Path:
+    """A provider-free module holding only the platform module's variables (their validations)."""
+    module = root / "terraform" / "modules" / "platform_inputs"
+    module.mkdir(parents=True)
+    shutil.copy(REPO / "terraform/modules/platform/variables.tf", module / "variables.tf")
+    return root
+
+
+def with_bad_field(change: dict[str, Any]) -> dict[str, Any]:
+    logins = {login: dict(cfg) for login, cfg in cons.SAMPLE_LOGINS.items()}
+    logins["bob"].update(change)
+    return logins
+
+
+PLATFORM_INPUTS = {
+    "repo_root": str(REPO),
+    "environment": "prod",
+    "project_id": "spreadpilot-prod",
+    "sheet_id": "1AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefg",
+}
+
+
+def test_the_platform_accepts_the_sample_logins(terraform: str, tmp_path: Path) -> None:
+    """So a refusal below is the bad field's, not the other inputs'."""
+    root = platform_inputs_module(tmp_path)
+    inputs = {**PLATFORM_INPUTS, "ib_logins": cons.SAMPLE_LOGINS}
+    assert cons.evaluate(terraform, root, "platform_inputs", inputs) == {}
+
+
+@pytest.mark.parametrize("change,message", BAD_LOGIN_FIELDS.values(), ids=list(BAD_LOGIN_FIELDS))
+def test_terraform_refuses_a_bad_client_id_or_account_naming_the_field(
+    terraform: str, tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
+    logins = with_bad_field(change)
+    with pytest.raises(cons.TerraformError, match=message):
+        cons.evaluate(terraform, REPO, "gateway_boot", {**BOOT_INPUTS, "ib_logins": logins})
+    root = platform_inputs_module(tmp_path)
+    with pytest.raises(cons.TerraformError, match=message):
+        cons.evaluate(terraform, root, "platform_inputs", {**PLATFORM_INPUTS, "ib_logins": logins})

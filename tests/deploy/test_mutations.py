@@ -228,6 +228,43 @@ def test_a_gateway_port_off_the_loopback_fails(
     assert any("not on the loopback" in p for p in cons.gateway_problems(terraform, root))
 
 
+def test_gateways_the_agent_cannot_parse_fail(
+    terraform: str, repo_copy: Callable[[], Path]
+) -> None:
+    root = repo_copy()
+    replace(
+        root / "terraform/modules/gateway_boot/main.tf",
+        "client_id = cfg.client_id\n",
+        "client_id = -1\n",
+    )
+    assert any(
+        "the agent would refuse the rendered SPREADPILOT_GATEWAYS" in p and "client_id" in p
+        for p in cons.gateway_problems(terraform, root)
+    )
+
+
+def test_gateways_rendered_as_host_port_strings_fail(
+    terraform: str, repo_copy: Callable[[], Path]
+) -> None:
+    """The old rendering {"alice": "127.0.0.1:4001"}: the agent refuses to start on it."""
+    root = repo_copy()
+    main = root / "terraform/modules/gateway_boot/main.tf"
+    text = main.read_text(encoding="utf-8")
+    start = text.index("SPREADPILOT_GATEWAYS = jsonencode({")
+    end = text.index("})", start) + 2
+    main.write_text(
+        text[:start]
+        + "SPREADPILOT_GATEWAYS = jsonencode("
+        + '{ for login, cfg in var.ib_logins : login => "127.0.0.1:${cfg.api_port}" })'
+        + text[end:],
+        encoding="utf-8",
+    )
+    assert any(
+        "must be an object with host, port, client_id, accounts" in p
+        for p in cons.gateway_problems(terraform, root)
+    )
+
+
 def test_a_new_job_on_a_declared_topic_is_provisioned_with_no_terraform_edit(
     terraform: str, repo_copy: Callable[[], Path]
 ) -> None:

@@ -255,11 +255,44 @@ def test_after_a_crash_the_next_holder_reconciles_and_resumes_the_one_order(
     assert resumed.outcome == FILLED and resumed.resumed
     reports = rig.reports()
     kinds = events(reports)
-    assert kinds.count("PLACED") == 1 and kinds[-1] == "FILLED"
+    placed = {r["report_id"] for r in reports if r["event"] == "PLACED"}
+    assert len(placed) == 1 and kinds[-1] == "FILLED"  # a resume repeats PLACED's id
     claims = [r["reason"] for r in reports if r["event"] == "CLAIMED"]
     assert len(claims) == 2 and "agent-2 (attempt 2, taken over" in claims[1]
     order = only_order(rig, intent.order_ref)  # reconcile found it: no second order
     assert order.status == "Filled"
+
+
+def test_a_stale_order_found_working_at_ib_is_cancelled_never_left_unattended(
+    make_rig: MakeRig,
+) -> None:
+    rig = make_rig(market={"option_spread_tiers": WIDE_QUOTES}, lease_seconds=60.0)
+    intent = rig.intent()
+    ladder = rig.ladder(min_credit="0.50", max_steps=10)
+    signal_at = rig.clock.now()
+
+    async def crash_at_first_wait(_seconds: float) -> None:
+        raise Crash
+
+    async def go() -> ExecutionResult:
+        async with rig.connected() as broker:
+            dying = Executor(broker, rig.context("agent-1", sleep=crash_at_first_wait))
+            with contextlib.suppress(Crash):
+                await dying.execute(intent, ladder=ladder, signal_at=signal_at)
+            rig.clock.advance(timedelta(minutes=45))  # the agent was down for 45 minutes
+            return await Executor(broker, rig.context("agent-2")).execute(
+                intent, ladder=ladder, signal_at=signal_at
+            )
+
+    result = rig.run(go)
+
+    assert result.outcome == "LIMIT_REACHED" and result.settled and result.filled == 0
+    assert "45 min old" in result.reason and "cancelled" in result.reason
+    order = only_order(rig, intent.order_ref)  # the one order: found, not re-sent
+    assert order.status == "Cancelled"
+    kinds = events(rig.reports())
+    assert "MODIFIED" not in kinds and kinds[-1] == "CANCELLED"
+    assert AlertType.SIGNAL_STALE.value in alert_types(rig.alerts())
 
 
 class Unreachable:

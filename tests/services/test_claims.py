@@ -53,6 +53,17 @@ def test_release_lets_a_retry_go_at_once(claims: Claims) -> None:
     assert claims.acquire("k", "b").acquired
 
 
+def test_the_same_holder_after_a_release_starts_a_new_attempt(claims: Claims) -> None:
+    first = claims.acquire("k", "a")
+    assert claims.acquire("k", "a").attempt == first.attempt == 1  # a renewal, same run
+    claims.release("k", "a")
+
+    again = claims.acquire("k", "a")
+
+    assert again.acquired and again.attempt == 2 and not again.taken_over
+    assert claims.acquire("k", "a").attempt == 2  # and renewing keeps it
+
+
 def test_claims_expire_through_ttl_field(claims: Claims) -> None:
     claims.acquire("k", "a")
     doc = claims.store.get(CLAIMS, "k")

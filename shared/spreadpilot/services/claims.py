@@ -75,6 +75,12 @@ class Claims:
             if status is ClaimStatus.DONE:
                 return ClaimResult(False, status, doc["holder"], doc["attempt"], doc.get("result"))
             if doc["holder"] == holder:
+                if doc["lease_expires_at"] <= now:
+                    # released or lapsed: the same holder starts a new attempt (its
+                    # reports and logs must tell the two runs apart)
+                    n = int(doc["attempt"]) + 1
+                    txn.update(CLAIMS, doc_id, {"lease_expires_at": now + self.lease, "attempt": n})
+                    return ClaimResult(True, status, holder, n)
                 txn.update(CLAIMS, doc_id, {"lease_expires_at": now + self.lease})
                 return ClaimResult(True, status, holder, doc["attempt"])
             if doc["lease_expires_at"] <= now:

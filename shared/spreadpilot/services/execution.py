@@ -307,6 +307,13 @@ class _Stop(Exception):
 _IB_CODE = re.compile(r"\b(\d{3,5})\b")
 
 
+def connection_epoch(broker: Broker) -> int | None:
+    """How many times the broker has connected (None if it does not say): a ladder that
+    sees it change knows the connection dropped and came back under it."""
+    epoch = getattr(broker, "connection_epoch", None)
+    return epoch if isinstance(epoch, int) else None
+
+
 def ib_code_of(text: str) -> int | None:
     """IB's error code in a rejection text ('Error 201: ...', '(code 110)'), if any."""
     match = _IB_CODE.search(text)
@@ -337,7 +344,9 @@ class _Run:
         self.steps = 0
         self.credit: Decimal | None = None
         self.resumed = False
+        self.at_ib = False  # an order of this run is (or may be) working at IB
         self.emitted = itertools.count(1)  # reports' emission order (the trace's order)
+        self.ending = ""  # why the order ends early, when not the ladder's own outcome
 
     # -- helpers
 
@@ -528,22 +537,44 @@ class _Run:
         except BrokerError as exc:
             # Safe to hand on: whoever takes the claim reconciles before sending.
             log.warning("%s: broker error: %s", self.intent.order_ref, exc)
+            if self.at_ib:
+                self.interrupted(exc)
             self.ctx.claims.release(self.key, self.ctx.holder)
             return self.result(ERROR, False, reason=f"broker error: {exc}")
 
-    async def _run(self, cfg: ExecutorConfig) -> ExecutionResult:
-        stale = self.stale_reason()
-        if stale is not None:
-            return self.skip(stale, AlertType.SIGNAL_STALE)
+    def interrupted(self, exc: BrokerError) -> None:
+        """An order left working at IB without its ladder (e.g. the connection dropped):
+        say so in the reports and alert, or it would sit there unexplained until the
+        redelivered message reconciles and resumes it."""
+        where = f"step {self.steps} (credit {self.credit})"
+        self.report(
+            ExecutionEvent.UNKNOWN,
+            self.attempt,
+            credit=self.credit,
+            ladder_step=self.steps,
+            reason=f"ladder interrupted at {where}: {exc}; the order stays at IB and is "
+            "reconciled by orderRef and resumed when its message comes back",
+        )
+        self.alert(
+            AlertType.GATEWAY_UNREACHABLE,
+            f"{self.intent.order_ref}: ladder interrupted at {where} ({exc}); the order "
+            "is working at IB unattended until it is reconciled and resumed",
+            dedup=f"interrupted:{self.attempt}",
+        )
 
-        # Reconcile first: a previous holder may have placed it.
+    async def _run(self, cfg: ExecutorConfig) -> ExecutionResult:
+        # Reconcile first, stale or not: a previous holder may have placed it, and an
+        # order working at IB must be seen to its end, never dropped unattended.
+        stale = self.stale_reason()
         try:
             found = await self.broker.reconcile([self.intent.order_ref])
         except ReconcileUnknown as exc:
             return self.unknown(f"reconcile failed: {exc}")
         if found.has(self.intent.order_ref):
             self.resumed = True
-            return await self.resume(found.found[self.intent.order_ref])
+            return await self.resume(found.found[self.intent.order_ref], stale=stale)
+        if stale is not None:
+            return self.skip(stale, AlertType.SIGNAL_STALE)
 
         legs = await self.broker.qualify(self.intent.spread, f"{self.intent.trade_date:%Y%m%d}")
         plan = await self.await_plan(legs)
@@ -699,11 +730,22 @@ class _Run:
             return await self.resume(found.found[self.intent.order_ref])
         return self.unknown(f"{why}; not found at IB yet")
 
-    async def resume(self, snap: OrderSnapshot) -> ExecutionResult:
-        """A previous holder placed it: continue its ladder, or report how it ended."""
+    async def resume(self, snap: OrderSnapshot, stale: str | None = None) -> ExecutionResult:
+        """A previous holder placed it: continue its ladder, or report how it ended;
+        if its signal went stale meanwhile, cancel it (confirmed) rather than go on."""
         i = self.intent
+        self.at_ib = True
         self.credit = snap.credit
         self.reported_filled = 0
+        # The holder that placed it may have died before reporting PLACED: report it
+        # now under the same report id (the recorder keeps whichever came first), so
+        # every order's trace has its placement.
+        self.report(
+            ExecutionEvent.PLACED,
+            snap=snap,
+            credit=snap.credit,
+            reason="found at IB by the reconcile after a takeover; resumed, not re-sent",
+        )
         if snap.state in (OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED):
             dummy = LadderPlan(
                 prices=(snap.credit or Decimal(0),),
@@ -714,6 +756,8 @@ class _Run:
                 tick=self.ladder.tick,
             )
             return await self.ladder_loop(LadderState(plan=dummy, quantity=i.quantity), snap)
+        if stale is not None:
+            return await self.cancel_stale(snap, stale)
         legs = await self.broker.qualify(i.spread, f"{i.trade_date:%Y%m%d}")
         quote = await self.ex.quote(legs)
         plan = plan_ladder(quote, self.ladder)
@@ -737,6 +781,24 @@ class _Run:
         self.steps = step
         return await self.ladder_loop(state, snap)
 
+    async def cancel_stale(self, snap: OrderSnapshot, stale: str) -> ExecutionResult:
+        """Too old to keep working: cancel the remainder, wait for IB's confirmation,
+        and report what had filled (an outcome of PARTIAL_FILL or LIMIT_REACHED)."""
+        working = snap.credit or self.ladder.min_credit
+        plan = LadderPlan(
+            prices=(working,),
+            step_seconds=self.ladder.step_seconds,
+            mid_credit=working,
+            natural_credit=Decimal(0),
+            min_credit=self.ladder.min_credit,
+            tick=self.ladder.tick,
+        )
+        self.ending = f"{stale}; the order found working at IB was cancelled"
+        self.alert(AlertType.SIGNAL_STALE, f"{self.intent.order_ref}: {self.ending}")
+        state = LadderState(plan=plan, quantity=self.intent.quantity, cancel_requested=True)
+        snap = await self.cancel(self.intent.order_ref, snap)
+        return await self.ladder_loop(state, snap, cancel_sent_at=self.now)
+
     def rejected(
         self, snap: OrderSnapshot | None, reason: str, code: int | None
     ) -> ExecutionResult:
@@ -757,14 +819,17 @@ class _Run:
         self.complete({"outcome": LadderOutcome.REJECTED.value, "ib_code": code})
         return self.result(LadderOutcome.REJECTED.value, True, filled=filled, reason=reason)
 
-    async def ladder_loop(self, state: LadderState, snap: OrderSnapshot) -> ExecutionResult:
+    async def ladder_loop(
+        self, state: LadderState, snap: OrderSnapshot, cancel_sent_at: datetime | None = None
+    ) -> ExecutionResult:
         cfg = self.ctx.config
         ref = self.intent.order_ref
         step_started = self.now
         hard_stop = step_started + timedelta(
             seconds=state.plan.duration_seconds + cfg.grace_seconds
         )
-        cancel_sent_at: datetime | None = None
+        self.at_ib = True
+        session = connection_epoch(self.broker)
         while True:
             latest = self.broker.snapshot(ref)
             if latest is not None:
@@ -774,6 +839,10 @@ class _Run:
             if action.move is LadderMove.DONE:
                 assert action.outcome is not None
                 return await self.finish(action.outcome, state, snap)
+            if not self.broker.is_connected() or connection_epoch(self.broker) != session:
+                # What we hold may be stale (IB went on without us): hand the order to
+                # the redelivery, which reconciles it by orderRef before sending anything.
+                raise BrokerError(f"{ref}: the connection to IB was lost mid-ladder")
             if state.filled > self.reported_filled:
                 self.reported_filled = state.filled
                 self.report(
@@ -867,6 +936,8 @@ class _Run:
             f"after {state.step} ladder steps; cancelled (confirmed by IB)",
             LadderOutcome.CANCELLED: "cancelled at IB by someone else; nothing filled",
         }[outcome]
+        if self.ending:
+            reason = f"{self.ending} ({state.filled} of {state.quantity} filled)"
         if state.filled:
             snap = await self.settled_fills(snap, state.filled)
         self.report(

@@ -48,12 +48,14 @@ variable "settings" {
 }
 
 variable "ib_logins" {
-  description = "One IB Gateway per IB login: key => {trading_mode, api_port, vnc_port, auto_restart_time}."
+  description = "One IB Gateway per IB login: key => {trading_mode, api_port, vnc_port, auto_restart_time, client_id, accounts} (see the platform module)."
   type = map(object({
     trading_mode      = optional(string, "live")
     api_port          = number
     vnc_port          = number
     auto_restart_time = optional(string, "11:45 PM")
+    client_id         = optional(number, 7)
+    accounts          = optional(list(string), [])
   }))
 }
 
@@ -64,7 +66,7 @@ variable "gateway_image" {
 }
 
 variable "agent_image" {
-  description = "Gateway agent image (issue 4); empty until it exists."
+  description = "Gateway agent image (runs `spreadpilot agent`; pin a digest). Empty: its unit is installed on the VM but not started."
   type        = string
   default     = ""
 }

@@ -31,8 +31,18 @@ locals {
   }
 
   agent_environment = merge(var.agent_environment, {
-    # Where each login's gateway listens, for the agent (issue 4 reads it).
-    SPREADPILOT_GATEWAYS = jsonencode({ for login, cfg in var.ib_logins : login => "127.0.0.1:${cfg.api_port}" })
+    # The agent's gateways (gateway/agent.py parse_gateways): login id = the
+    # followers' gateway_id => where its gateway listens on the loopback, the
+    # fixed IB API clientId to connect with and the accounts it may trade
+    # ([] = any account the login manages).
+    SPREADPILOT_GATEWAYS = jsonencode({
+      for login, cfg in var.ib_logins : login => {
+        host      = "127.0.0.1"
+        port      = cfg.api_port
+        client_id = cfg.client_id
+        accounts  = cfg.accounts
+      }
+    })
   })
 
   agent_unit = templatefile("${path.module}/templates/spreadpilot-agent.service.tftpl", {

@@ -4,13 +4,25 @@ variable "project_id" {
 }
 
 variable "ib_logins" {
-  description = "One IB Gateway container per IB login (see the platform module's ib_logins)."
+  description = "One IB Gateway container per IB login (see the platform module's ib_logins); key = the followers' gateway_id."
   type = map(object({
     trading_mode      = string
     api_port          = number
     vnc_port          = number
     auto_restart_time = string
+    client_id         = optional(number, 7)
+    accounts          = optional(list(string), [])
   }))
+
+  # Repeated from the platform module: what the agent would refuse at start.
+  validation {
+    condition     = alltrue([for v in values(var.ib_logins) : floor(v.client_id) == v.client_id && v.client_id >= 0 && v.client_id <= 2147483647])
+    error_message = "client_id must be an integer in 0-2147483647 (the fixed IB API clientId the agent connects with), e.g. 7."
+  }
+  validation {
+    condition     = alltrue([for v in values(var.ib_logins) : alltrue([for a in v.accounts : can(regex("^[A-Za-z0-9]+$", a))])])
+    error_message = "accounts must be IB account ids, letters and digits only (e.g. [\"U1234567\"] or [\"DU1234567\"]); [] lets the login trade any account it manages."
+  }
 }
 
 variable "gateway_image" {
@@ -19,7 +31,7 @@ variable "gateway_image" {
 }
 
 variable "agent_image" {
-  description = "Gateway agent image (issue 4); empty: the agent's unit is installed but does not start."
+  description = "Gateway agent image (runs `spreadpilot agent`); empty: the agent's unit is installed but does not start."
   type        = string
 }
 

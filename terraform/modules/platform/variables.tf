@@ -97,13 +97,18 @@ variable "ib_logins" {
   description = <<-EOT
     One IB Gateway container per IB login. Adding a follower with a new IB login is one entry:
     key = login id (the follower's gateway_id), api_port/vnc_port = loopback ports on the VM.
-    The login's credentials go in the secret ib-gateway-<key> (created here, value added by the operator).
+    client_id = the fixed IB API clientId the agent connects with (default 7); accounts = the IB
+    account ids this login may trade (e.g. ["U1234567"]; empty = any account the login manages).
+    The agent receives them as SPREADPILOT_GATEWAYS. The login's credentials go in the secret
+    ib-gateway-<key> (created here, value added by the operator).
   EOT
   type = map(object({
     trading_mode      = optional(string, "live")
     api_port          = number
     vnc_port          = number
     auto_restart_time = optional(string, "11:45 PM")
+    client_id         = optional(number, 7)
+    accounts          = optional(list(string), [])
   }))
 
   validation {
@@ -128,6 +133,14 @@ variable "ib_logins" {
     condition     = alltrue([for v in values(var.ib_logins) : can(regex("^(0?[1-9]|1[0-2]):[0-5][0-9] (AM|PM)$", v.auto_restart_time))])
     error_message = "auto_restart_time is IBC's format, e.g. \"11:45 PM\"."
   }
+  validation {
+    condition     = alltrue([for v in values(var.ib_logins) : floor(v.client_id) == v.client_id && v.client_id >= 0 && v.client_id <= 2147483647])
+    error_message = "client_id must be an integer in 0-2147483647 (the fixed IB API clientId the agent connects with), e.g. 7."
+  }
+  validation {
+    condition     = alltrue([for v in values(var.ib_logins) : alltrue([for a in v.accounts : can(regex("^[A-Za-z0-9]+$", a))])])
+    error_message = "accounts must be IB account ids, letters and digits only (e.g. [\"U1234567\"] or [\"DU1234567\"]); [] lets the login trade any account it manages."
+  }
 }
 
 variable "gateway_image" {
@@ -137,7 +150,7 @@ variable "gateway_image" {
 }
 
 variable "agent_image" {
-  description = "Gateway agent image (issue 4). Empty: its unit is installed on the VM but not started."
+  description = "Gateway agent image (runs `spreadpilot agent`; pin a digest in production). Empty: its unit is installed on the VM but not started."
   type        = string
   default     = ""
 }

@@ -114,6 +114,9 @@ DRY_RUN_REASON = "dry-run: whatIf only"
 
 #: How often a wait re-checks its condition even without an event from ib_async.
 _RECHECK_SECONDS = 0.1
+#: Messages ib_async's throttle may send at once (see IBBroker.__init__): 10 covers
+#: one follower's whole sequence (reconcile, qualify, quote, whatIf, order) at once.
+_PACING_BURST = 10
 #: After an Inactive status, how long to wait for the error that says why.
 _REJECTION_GRACE_SECONDS = 1.0
 #: Anything this large is IB's "unset" max-double (1.7976931348623157E308).
@@ -302,9 +305,17 @@ class IBBroker:
         self.timeout = float(timeout)
         self._clock = clock
         self._ib = ib if ib is not None else IB()
-        self._ib.client.MaxRequests = pacing_per_second
-        self._ib.client.RequestsInterval = 1.0
+        # Small bursts at the same rate: 45 at once every second leaves no room for
+        # jitter (IB counts arrivals within any second: a burst arriving 50 ms late runs
+        # into the next one, 90 "within a second", error 100); at most 10 within any
+        # 10/45 s tolerates ~150 ms.
+        burst = min(_PACING_BURST, pacing_per_second)
+        self._ib.client.MaxRequests = burst
+        interval: Any = burst / pacing_per_second  # seconds; ib_async annotates int
+        self._ib.client.RequestsInterval = interval
+        self._pacing = pacing_per_second
         self._dry_run = False
+        self._connects = 0
         self._orders: dict[str, _Tracked] = {}
         self._ref_by_order_id: dict[int, str] = {}
         self._frozen: dict[str, OrderSnapshot] = {}  # dry-run records, executions-only finds
@@ -316,6 +327,7 @@ class IBBroker:
         self._waiters: set[asyncio.Future[None]] = set()
         self._queued_read: asyncio.Task[_IbView] | None = None
         self._running_read: asyncio.Task[_IbView] | None = None
+        self._locks: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Lock]] = {}
         ib_ = self._ib
         ib_.errorEvent += self._on_error
         ib_.orderStatusEvent += self._on_event
@@ -357,6 +369,7 @@ class IBBroker:
         Orders this instance already knew are re-bound to the new session's trades."""
         if self.is_connected():
             return
+        self._connects += 1  # a new session from here: what the old one showed may be stale
         self._last_global_error = None
         try:
             await self._ib.connectAsync(
@@ -390,6 +403,12 @@ class IBBroker:
     def is_connected(self) -> bool:
         return bool(self._ib.isConnected())
 
+    @property
+    def connection_epoch(self) -> int:
+        """Connection attempts so far: a ladder seeing it change knows the connection
+        dropped (and maybe came back) under it, so it reconciles before going on."""
+        return self._connects
+
     # ------------------------------------------------------------------ contracts and quotes
 
     async def qualify(self, spread: VerticalSpread, expiry: str) -> Legs:
@@ -400,32 +419,42 @@ class IBBroker:
         strikes = [spread.short_strike, spread.long_strike]
         missing = [s for s in strikes if (expiry, s, right) not in self._con_ids]
         if missing:
-            contracts = [
-                Option(SYMBOL, expiry, float(s), right, EXCHANGE, currency=CURRENCY)
-                for s in missing
-            ]
-            results = await self._request(
-                lambda: self._ib.qualifyContractsAsync(*contracts, returnAll=True),
-                f"qualify {spread.describe()} {expiry}",
-            )
-            for strike, contract, result in zip(missing, contracts, results, strict=True):
-                name = f"{SYMBOL} {expiry} {strike:f}{right}"
-                if isinstance(result, list):
-                    raise BrokerError(f"{name} is ambiguous at IB ({len(result)} contracts)")
-                if result is None or not contract.conId:
-                    raise BrokerError(
-                        f"200: No security definition has been found for {name} "
-                        f"(strike {strike:f} is not listed for {expiry})",
-                        code=200,
-                    )
-                self._con_ids[expiry, strike, right] = contract.conId
-                self._contracts[contract.conId] = contract
+            # Followers qualifying at once wait for the first one's answer: one request
+            # per signal, not one per follower (500 followers would send 1000 at 45/s).
+            async with self._shared_lock("qualify"):
+                missing = [s for s in strikes if (expiry, s, right) not in self._con_ids]
+                if missing:
+                    await self._qualify_strikes(spread, expiry, missing)
         return Legs(
             spread=spread,
             expiry=expiry,
             short_con_id=self._con_ids[expiry, spread.short_strike, right],
             long_con_id=self._con_ids[expiry, spread.long_strike, right],
         )
+
+    async def _qualify_strikes(
+        self, spread: VerticalSpread, expiry: str, missing: list[Decimal]
+    ) -> None:
+        right = spread.right
+        contracts = [
+            Option(SYMBOL, expiry, float(s), right, EXCHANGE, currency=CURRENCY) for s in missing
+        ]
+        results = await self._request(
+            lambda: self._ib.qualifyContractsAsync(*contracts, returnAll=True),
+            f"qualify {spread.describe()} {expiry}",
+        )
+        for strike, contract, result in zip(missing, contracts, results, strict=True):
+            name = f"{SYMBOL} {expiry} {strike:f}{right}"
+            if isinstance(result, list):
+                raise BrokerError(f"{name} is ambiguous at IB ({len(result)} contracts)")
+            if result is None or not contract.conId:
+                raise BrokerError(
+                    f"200: No security definition has been found for {name} "
+                    f"(strike {strike:f} is not listed for {expiry})",
+                    code=200,
+                )
+            self._con_ids[expiry, strike, right] = contract.conId
+            self._contracts[contract.conId] = contract
 
     async def quote(self, legs: Legs) -> SpreadQuote:
         """Both legs in one snapshot request; a side without a price is None."""
@@ -469,13 +498,12 @@ class IBBroker:
         req_id = int(client.getReqId())
         # ib_async's whatIfOrderAsync, with the request id kept to find IB's error.
         future = start_req(req_id, bag)
+        limit = self._paced_timeout()
         send(req_id, bag, order)
         try:
-            result = await asyncio.wait_for(future, self.timeout)
+            result = await asyncio.wait_for(future, limit)
         except TimeoutError as exc:
-            raise BrokerError(
-                f"{what}: no complete whatIf reply within {self.timeout:g} s"
-            ) from exc
+            raise BrokerError(f"{what}: no complete whatIf reply within {limit:g} s") from exc
         except ConnectionError as exc:
             raise BrokerError(f"{what}: connection lost ({exc})") from exc
         if not isinstance(result, OrderState):
@@ -500,9 +528,12 @@ class IBBroker:
         if funds is not None:
             return funds
         try:
-            summary = await self._request(
-                lambda: self._ib.accountSummaryAsync(account), f"account summary of {account}"
-            )
+            # ib_async loads the summary once (a subscription) on the first call; callers
+            # at the same time wait for it rather than each subscribing again.
+            async with self._shared_lock("account summary"):
+                summary = await self._request(
+                    lambda: self._ib.accountSummaryAsync(account), f"account summary of {account}"
+                )
         except BrokerError as exc:
             log.warning("%s: AvailableFunds of %s unknown: %s", self.where, account, exc)
             return None
@@ -998,10 +1029,11 @@ class IBBroker:
         """One bounded request: BrokerError(code=None) when not answered in time."""
         if not self.is_connected():
             raise BrokerError(f"{what}: not connected to {self.where}")
+        limit = self._paced_timeout()
         try:
-            return await asyncio.wait_for(make(), self.timeout)
+            return await asyncio.wait_for(make(), limit)
         except TimeoutError as exc:
-            raise BrokerError(f"{what}: no answer from IB within {self.timeout:g} s") from exc
+            raise BrokerError(f"{what}: no answer from IB within {limit:g} s") from exc
         except ConnectionError as exc:
             raise BrokerError(f"{what}: connection lost ({exc})") from exc
 
@@ -1010,7 +1042,7 @@ class IBBroker:
     ) -> None:
         """Wait for `done()` (re-checked on every ib_async event and every 0.1 s)."""
         loop = asyncio.get_running_loop()
-        limit = self.timeout if timeout is None else timeout
+        limit = self._paced_timeout() if timeout is None else timeout
         deadline = loop.time() + limit
         while not done():
             if not self.is_connected():
@@ -1025,6 +1057,22 @@ class IBBroker:
                     await asyncio.wait_for(waiter, min(remaining, _RECHECK_SECONDS))
             finally:
                 self._waiters.discard(waiter)
+
+    def _paced_timeout(self) -> float:
+        """`timeout` plus the time the messages queued by ib_async's pacing throttle need
+        to go out: IB cannot answer a request still waiting in our own queue (500
+        followers' whatIfs and orders queue for 20 s at 45/s, longer than `timeout`)."""
+        queued = len(getattr(self._ib.client, "_msgQ", ()))
+        return self.timeout + queued / self._pacing
+
+    def _shared_lock(self, name: str) -> asyncio.Lock:
+        """This event loop's lock `name`: concurrent callers of a one-time read take turns,
+        and the later ones find the first one's answer cached (no request of their own)."""
+        loop = asyncio.get_running_loop()
+        held = self._locks.get(name)
+        if held is None or held[0] is not loop:
+            held = self._locks[name] = (loop, asyncio.Lock())
+        return held[1]
 
     def _notify(self) -> None:
         for waiter in list(self._waiters):
