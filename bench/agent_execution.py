@@ -21,7 +21,22 @@ Everything runs on one real-time clock (`ScaledClock`, speed 1, 10:00 New York o
 a trading day) shared by the simulators' thread and the agent on the main thread:
 pacing is wall-clock. The market is flat (volatility 0) and the ladder starts at
 the natural credit, so every ladder fills at its first price (0 steps) and 500
-ladders finish quickly. Run with `make bench`.
+ladders finish quickly.
+
+A second scenario, **stepping ladders**, measures ladders that take steps: the
+ladder starts at the mid and the simulator's option quotes are 0.06 wide, so the
+put vertical's mid credit is 0.60 and its natural credit 0.54 (floor 0.50): every
+ladder is placed at 0.60 and modified one tick at a time until it fills at 0.54
+(6 steps). The agent stretches the step interval per gateway
+(`LadderConfig.for_gateway`: followers / 45 s, never below the configured 1 s), so
+the modifications stay within the pacing budget. Runs 100 and 500 followers on one
+gateway and 500 over 10 gateways (10 x 50); a run whose estimated time would take
+the whole bench past `BENCH_BUDGET_SECONDS` is skipped, and the output says so.
+Prints the time to the last fill, the ladder steps per follower (the FILLED
+reports' ``ladder_step``), messages and modifications per follower, the stretched
+step interval (configured and observed between a follower's price changes), the
+error 100 count, and the PASS/FAIL line for 500 stepping ladders on one gateway.
+Run with `make bench`.
 """
 
 from __future__ import annotations
@@ -35,10 +50,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from datetime import time as clock_time
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +69,7 @@ from ibsim.scenario import Scenario, build_gateway
 from ibsim.server import Gateway
 from ibsim.wire import IN_NAMES
 from spreadpilot.domain.calendar import MarketCalendar, ny_datetime
-from spreadpilot.domain.ladder import messages_floor_seconds
+from spreadpilot.domain.ladder import LadderConfig, messages_floor_seconds
 from spreadpilot.domain.orders import OrderIntent, Purpose
 from spreadpilot.domain.spread import SpreadKind, VerticalSpread
 from spreadpilot.platform.clock import ScaledClock
@@ -86,6 +102,22 @@ QUIET_SECONDS = 1.1
 
 TARGET_FLOOR_SLACK = 0.10  # one gateway: time to last ack within 10% of the pacing floor
 TARGET_TEN_GATEWAYS = 1.0  # 10 gateways x 10 followers: all acknowledged within 1 s
+
+#: Stepping ladders: 0.06-wide option quotes (tests/execution/conftest.py WIDE_QUOTES)
+#: make the vertical's mid credit 0.60 and natural 0.54 at 10:00 on a flat path; the
+#: ladder starts at the mid and needs 6 one-tick modifications to reach the natural.
+WIDE_QUOTES = [{"up_to": None, "width": "0.06"}]
+STEP_LADDER_START = "mid"
+STEP_MIN_CREDIT = "0.50"
+STEP_SECONDS = 1.0  # configured ladder_step_seconds (as the first-price scenario's)
+EXPECTED_STEPS = 6  # 0.60 -> 0.54, one tick per step
+#: (followers, gateways) of the stepping scenario, in the order they run.
+STEPPING_RUNS = ((100, 1), (500, 1), (500, 10))
+#: A stepping run is skipped when the bench's elapsed time plus its estimate would
+#: exceed this (wall seconds, the whole bench).
+BENCH_BUDGET_SECONDS = 240.0
+#: Connect, the quiet second, the last empty pull and the teardown of a run.
+RUN_OVERHEAD_SECONDS = 4.0
 
 
 def account(gateway: int, k: int) -> str:
@@ -184,7 +216,10 @@ class SimHost:
 
 
 def start_sims(
-    group: list[list[Follower]], clock: ScaledClock, calendar: MarketCalendar
+    group: list[list[Follower]],
+    clock: ScaledClock,
+    calendar: MarketCalendar,
+    market: dict[str, Any] | None = None,
 ) -> SimHost:
     gateways = []
     for members in group:
@@ -192,7 +227,7 @@ def start_sims(
             {
                 "clock": {"start": START, "speed": 1},
                 "accounts": [f.account for f in members] or ["DU000000"],
-                "market": {"volatility": 0.0},
+                "market": {"volatility": 0.0, **(market or {})},
                 "pacing": {"enabled": True},
             }
         )
@@ -216,6 +251,11 @@ class Result:
     filled: int  # orders Filled at the simulators
     reports: Counter[str]  # the agent's final execution reports by event
     wall_seconds: float  # the agent's pull-execute-ack loop
+    steps: Counter[int] = field(default_factory=Counter)  # FILLED reports' ladder_step
+    modified: int = 0  # MODIFIED reports (one modification each)
+    intervals: list[float] = field(default_factory=list)  # clock s between price changes
+    last_report_seconds: float = math.nan  # intents published -> the last FILLED report
+    stretched: float = math.nan  # the busiest gateway's step interval (for_gateway)
 
 
 def make_agent(
@@ -224,12 +264,13 @@ def make_agent(
     sims: SimHost,
     group: list[list[Follower]],
     batch_size: int,
+    ladder_start: str = "natural",
 ) -> Agent:
     settings = load_settings(
         data_dir=tmp,
-        ladder_min_credit="0.50",
-        ladder_start="natural",
-        ladder_step_seconds=1.0,
+        ladder_min_credit="0.50",  # STEP_MIN_CREDIT
+        ladder_start=ladder_start,
+        ladder_step_seconds=STEP_SECONDS,
         gateway_pacing_per_second=PACING,
     )
     c = Container(settings, clock=clock)
@@ -265,22 +306,41 @@ class Wire:
         return sum(int(conn.numMsgSent) for conn in self.connections)
 
 
-def run(n: int, gateways: int, calendar: MarketCalendar, *, sequential: bool = False) -> Result:
+def run(
+    n: int,
+    gateways: int,
+    calendar: MarketCalendar,
+    *,
+    sequential: bool = False,
+    stepping: bool = False,
+) -> Result:
     """Publish `n` intents, let one agent execute them, read the simulators' record.
 
     `sequential`: the agent pulls one message at a time (batch_size 1), so the
-    followers are executed one after another (the baseline)."""
+    followers are executed one after another (the baseline).
+    `stepping`: wide quotes and a ladder starting at the mid (the stepping scenario)."""
     clock = ScaledClock(START, speed=1)
     members = followers(n, gateways)
     group = [[f for f in members if f.gateway_id == f"gw-{g}"] for g in range(gateways)]
-    sims = start_sims(group, clock, calendar)
+    market = {"option_spread_tiers": WIDE_QUOTES} if stepping else None
+    sims = start_sims(group, clock, calendar, market)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            agent = make_agent(Path(tmp), clock, sims, group, 1 if sequential else n)
+            agent = make_agent(
+                Path(tmp),
+                clock,
+                sims,
+                group,
+                1 if sequential else n,
+                STEP_LADDER_START if stepping else "natural",
+            )
+            busiest = max(len(m) for m in group)
+            stretched = agent.context.config.ladder.for_gateway(busiest).step_seconds
             result = asyncio.run(_execute(agent, sims, members, clock))
     finally:
         sims.stop()
     result.gateways, result.sequential = gateways, sequential
+    result.stretched = stretched
     return result
 
 
@@ -315,6 +375,8 @@ async def _execute(
     records = [r for r in sims.orders() if r.perm_id]  # whatIf records carry no permId
     acks = [r.placed_at for r in records if r.placed_at is not None]
     fills = [r.completed_at for r in records if r.status == "Filled" and r.completed_at]
+    reports = drain_reports(agent)
+    filled_reports = [r for r in reports if r["event"] == "FILLED"]
     return Result(
         followers=len(members),
         gateways=0,
@@ -325,22 +387,50 @@ async def _execute(
         by_type=Counter(wire.by_type),
         violations=sims.violations,
         filled=len(fills),
-        reports=final_reports(agent),
+        reports=final_reports(reports),
         wall_seconds=wall,
+        steps=Counter(int(r["ladder_step"] or 0) for r in filled_reports),
+        modified=sum(1 for r in reports if r["event"] == "MODIFIED"),
+        intervals=price_intervals(reports),
+        last_report_seconds=_since(published, [_at(r) for r in filled_reports]),
     )
 
 
-def final_reports(agent: Agent) -> Counter[str]:
-    """The last execution report of every order, by event (FILLED, UNKNOWN, ...)."""
+def drain_reports(agent: Agent) -> list[dict[str, Any]]:
+    """Every execution report the agent published, in publishing order."""
     (sub,) = [s.name for s in agent.container.topology.subscriptions_of(EXECUTIONS_TOPIC)]
-    last: dict[str, str] = {}
+    out: list[dict[str, Any]] = []
     while batch := agent.bus.pull(sub, max_messages=1000, timeout=1):
         agent.bus.ack(sub, [m.ack_id for m in batch])
-        for m in batch:
-            report = json.loads(m.data)
-            if report["event"] != "CLAIMED":
-                last[report["order_ref"]] = report["event"]
+        out += [json.loads(m.data) for m in batch]
+    return out
+
+
+def final_reports(reports: list[dict[str, Any]]) -> Counter[str]:
+    """The last execution report of every order, by event (FILLED, UNKNOWN, ...)."""
+    last: dict[str, str] = {}
+    for report in reports:
+        if report["event"] != "CLAIMED":
+            last[report["order_ref"]] = report["event"]
     return Counter(last.values())
+
+
+def price_intervals(reports: list[dict[str, Any]]) -> list[float]:
+    """Clock seconds between an order's consecutive price changes (PLACED -> MODIFIED,
+    MODIFIED -> MODIFIED): the step interval the ladders really had."""
+    changes: dict[str, list[datetime]] = {}
+    for report in reports:
+        if report["event"] in ("PLACED", "MODIFIED"):
+            changes.setdefault(report["order_ref"], []).append(_at(report))
+    out: list[float] = []
+    for moments in changes.values():
+        moments.sort()
+        out += [(b - a).total_seconds() for a, b in pairwise(moments)]
+    return out
+
+
+def _at(report: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(report["at"])
 
 
 def _since(t0: datetime, moments: list[datetime]) -> float:
@@ -374,7 +464,78 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
+def stepping_estimate(n: int, gateways: int) -> tuple[float, float]:
+    """(stretched step interval, estimated wall seconds) of a stepping run: the busiest
+    gateway's placement floor (whatIf + order per follower) plus one stretched interval
+    per price (the first and `EXPECTED_STEPS` modifications), plus the run's overhead."""
+    busiest = math.ceil(n / gateways)
+    ladder = LadderConfig(step_seconds=STEP_SECONDS, pacing_per_second=PACING)
+    stretched = ladder.for_gateway(busiest).step_seconds
+    _, placement = floors(n, gateways)
+    return stretched, placement + (EXPECTED_STEPS + 1) * stretched + RUN_OVERHEAD_SECONDS
+
+
+def stepping_scenario(
+    calendar: MarketCalendar, bench_started: float
+) -> dict[tuple[int, int], Result]:
+    print(
+        f"stepping ladders: ladder_start {STEP_LADDER_START}, option quotes "
+        f"{WIDE_QUOTES[0]['width']} wide (mid credit 0.60, natural 0.54 at 10:00, flat), "
+        f"min credit {STEP_MIN_CREDIT}, ladder_step_seconds {STEP_SECONDS:g} stretched per "
+        f"gateway by LadderConfig.for_gateway (followers on the gateway / {PACING} s); "
+        f"expected {EXPECTED_STEPS} steps (0.60 -> 0.54)"
+    )
+    print(
+        "fill s: intents published -> the simulators' last Filled (last FILLED report); "
+        "steps: FILLED reports' ladder_step -> followers; msg/f: messages written per "
+        "follower (whatIf, order, modifications, shared reads); mod/f: MODIFIED reports "
+        "per follower; step s: stretched interval (for_gateway) / observed between a "
+        "follower's price changes (mean, max)"
+    )
+    print(
+        "  gw  followers  fill s (report)  floor s  steps            msg/f  mod/f"
+        "  step s: stretched  observed mean/max  err100  filled  final reports       wall s"
+    )
+    out: dict[tuple[int, int], Result] = {}
+    for n, gateways in STEPPING_RUNS:
+        stretched, estimate = stepping_estimate(n, gateways)
+        elapsed = time.perf_counter() - bench_started
+        if elapsed + estimate > BENCH_BUDGET_SECONDS:
+            print(
+                f"  {gateways:2d}  {n:9d}  SKIPPED: estimated {estimate:.0f} s (stretched step "
+                f"{stretched:.2f} s) after {elapsed:.0f} s would take the bench past "
+                f"~{BENCH_BUDGET_SECONDS:.0f} s"
+            )
+            continue
+        r = run(n, gateways, calendar, stepping=True)
+        out[n, gateways] = r
+        busiest = math.ceil(n / gateways)
+        floor = messages_floor_seconds(
+            needed_messages(busiest) + EXPECTED_STEPS * busiest - 1, PACING
+        )
+        steps = ",".join(f"{k}:{v}" for k, v in sorted(r.steps.items())) or "-"
+        mean = sum(r.intervals) / len(r.intervals) if r.intervals else math.nan
+        peak = max(r.intervals, default=math.nan)
+        reports = ",".join(f"{k} {v}" for k, v in r.reports.most_common())
+        print(
+            f"  {gateways:2d}  {n:9d}  {r.fill_seconds:6.2f} ({r.last_report_seconds:6.2f})"
+            f"  {floor:7.2f}  {steps:15}  {r.messages / n:5.2f}  {r.modified / n:5.2f}"
+            f"  {r.stretched:17.2f}  {mean:8.2f} / {peak:6.2f}  {r.violations:6d}"
+            f"  {r.filled:6d}  {reports:18}  {r.wall_seconds:6.2f}"
+        )
+        print("      messages: " + ", ".join(f"{k} {v}" for k, v in r.by_type.most_common()))
+    print(
+        "  floor: (messages needed before the last order's last modification - 1) / "
+        f"{PACING} on the busiest gateway (whatIf + order + {EXPECTED_STEPS} modifications "
+        "per follower + shared reads); with fewer than "
+        f"{PACING * STEP_SECONDS:.0f} followers on a gateway the interval is not stretched "
+        f"and {EXPECTED_STEPS} x {STEP_SECONDS:g} s bounds the ladder instead"
+    )
+    return out
+
+
 def main() -> None:
+    bench_started = time.perf_counter()
     configure_logging("bench", "CRITICAL", "text")  # alerts and warnings would flood the table
     calendar = MarketCalendar()
     calendar.is_trading_day(DAY)  # the calendar's cold start is not part of any run
@@ -433,6 +594,7 @@ def main() -> None:
         f"{SEQUENTIAL_MEASURED_MAX} followers, above that extrapolated from the "
         f"{SEQUENTIAL_MEASURED_MAX}-follower run's time per follower; speedup = seq ack / ack"
     )
+    stepping = stepping_scenario(calendar, bench_started)
 
     print("targets:")
     for n in FOLLOWER_COUNTS:
@@ -459,6 +621,24 @@ def main() -> None:
     )
     total_violations = sum(r.violations for r in results.values())
     print(f"  {verdict(total_violations == 0)}  no error 100 in any run ({total_violations})")
+    target = "500 stepping ladders on one gateway complete (all filled) with 0 pacing violations"
+    step = stepping.get((500, 1))
+    if step is None:
+        print(f"  FAIL  {target}: not run (skipped for the time budget)")
+    else:
+        complete = step.filled == step.followers and step.reports.get("FILLED", 0) == step.followers
+        took_steps = sum(v for k, v in step.steps.items() if k > 0)
+        print(
+            f"  {verdict(complete and step.violations == 0)}  {target}: {step.filled} filled, "
+            f"{step.reports.get('FILLED', 0)} FILLED reports, {took_steps} after >= 1 step, "
+            f"last fill {step.fill_seconds:.2f} s, {step.violations} pacing violation(s)"
+        )
+    stepping_violations = sum(r.violations for r in stepping.values())
+    print(
+        f"  {verdict(stepping_violations == 0)}  no error 100 in any stepping run "
+        f"({stepping_violations})"
+    )
+    print(f"bench wall time {time.perf_counter() - bench_started:.0f} s")
     print(f"(date {date.today()}, python {sys.version.split()[0]})")  # noqa: DTZ011
 
 
