@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/signal_path.py
 	$(VENV)/bin/python bench/ibsim_latency.py
 	$(VENV)/bin/python bench/agent_execution.py
+	$(VENV)/bin/python bench/alert_routing.py
 
 # Issue 7: the functions' deployable zips (dist/functions/<name>.zip) and the
 # offline Terraform checks' checkov, in its own environment so its many pins

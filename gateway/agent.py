@@ -29,22 +29,22 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
+from gateway.commands import CommandLoop
+from gateway.health import AgentHealth
+from gateway.leases import keep_leased
 from spreadpilot.domain.alerts import Alert, AlertType
 from spreadpilot.domain.orders import OrderIntent
 from spreadpilot.platform.settings import SettingsError
 from spreadpilot.platform.wiring import Container
 from spreadpilot.ports.broker import Broker
 from spreadpilot.ports.bus import (
-    MAX_EXTENSION_SECONDS,
-    MIN_EXTENSION_SECONDS,
-    BusError,
     ReceivedMessage,
 )
 from spreadpilot.services.execution import (
@@ -61,7 +61,6 @@ GATEWAYS_ENV = "SPREADPILOT_GATEWAYS"
 SUBSCRIPTION = "agent-orders"
 SOURCE = "gateway-agent"
 HEARTBEAT_SECONDS = 15.0
-LEASE_POLL_SECONDS = 0.1  # wall seconds between looks at the clock for lease extension
 
 GATEWAYS_EXAMPLE = (
     '{"gw-main": {"host": "127.0.0.1", "port": 4002, "client_id": 7, "accounts": ["U1000001"]}}'
@@ -226,6 +225,10 @@ class Agent:
             SUBSCRIPTION
         ].ack_deadline_seconds
         self.processed = 0
+        #: gateway checks, heartbeat record, /health (gateway/health.py; issue 5)
+        self.health = AgentHealth(self)
+        #: scheduled risk jobs and operator commands from agent-commands (issue 5)
+        self.commands = CommandLoop(self)
 
     def _ib_broker(self, gateway_id: str, cfg: GatewayConfig) -> Broker:
         from spreadpilot.adapters.ib.broker import IBBroker
@@ -303,6 +306,8 @@ class Agent:
         )
 
     def _gateway_alert(self, conn: _Connection) -> None:
+        if self.health.owns_alerts:  # its checks alert once per outage (gateway/health.py)
+            return
         now = self.clock.now()
         try:
             self.context.alerts.raise_alert(
@@ -355,7 +360,7 @@ class Agent:
         refs = list(pending)
         self._in_flight.update(refs)
         leased = [m.ack_id for p in pending.values() for m in p.messages]
-        keeper = asyncio.create_task(self._keep_leases(leased))
+        keeper = asyncio.create_task(self._leased(leased))
         try:
             results = await execute_many(
                 [p.intent for p in pending.values()],
@@ -379,25 +384,9 @@ class Agent:
         self.processed += len(messages)
         return len(messages)
 
-    async def _keep_leases(self, ack_ids: list[str]) -> None:
-        """Extend the batch's ack deadline every half deadline of clock time while it
-        executes, so a ladder longer than the deadline is not redelivered under it.
-
-        Polls the clock on wall time rather than sleeping on it: a sleeper on a
-        simulated clock would move that clock for the ladders."""
-        deadline = self.ack_deadline_seconds
-        extension = min(MAX_EXTENSION_SECONDS, max(MIN_EXTENSION_SECONDS, deadline))
-        due = self.clock.now() + timedelta(seconds=deadline / 2)
-        while True:
-            await asyncio.sleep(LEASE_POLL_SECONDS)
-            now = self.clock.now()
-            if now < due:
-                continue
-            try:
-                self.bus.extend(SUBSCRIPTION, ack_ids, extension)
-            except BusError as exc:  # the lease may lapse: a redelivery reconciles first
-                log.warning("could not extend %d order leases: %s", len(ack_ids), exc)
-            due = now + timedelta(seconds=deadline / 2)
+    def _leased(self, ack_ids: list[str]) -> Coroutine[Any, Any, None]:
+        """Keeps the messages leased while they are worked on (gateway/leases.py)."""
+        return keep_leased(self.bus, self.clock, SUBSCRIPTION, ack_ids, self.ack_deadline_seconds)
 
     def _settle(self, ack: list[str], nack: list[str]) -> None:
         if ack:
@@ -451,6 +440,7 @@ class Agent:
                 "outcome": result.outcome,
                 "settled": result.settled,
                 "deliveries": deliveries,
+                "latency_ms": None if result.seconds is None else round(result.seconds * 1000, 1),
             },
         )
 
@@ -469,6 +459,7 @@ class Agent:
                 "processed": self.processed,
             },
         )
+        self.health.heartbeat(states)
 
     async def _sleep(self, seconds: float) -> None:
         await clock_sleep(self.clock, seconds)
@@ -488,6 +479,8 @@ class Agent:
             asyncio.create_task(self._keep_connected(c, stop), name=f"connect:{gid}")
             for gid, c in self.connections.items()
         ]
+        keepers.append(asyncio.create_task(self.health.run(stop), name="health"))
+        keepers.append(asyncio.create_task(self.commands.run(stop), name="commands"))
         batches: set[asyncio.Task[int]] = set()
         next_heartbeat = self.clock.now()
         try:
@@ -539,10 +532,12 @@ class Agent:
         return total
 
     async def drain(self, *, max_batches: int = 1000) -> int:
-        """Connect, process what is pending, disconnect (``spreadpilot agent --once``)."""
+        """Connect, process the pending orders then commands (risk jobs, emergency
+        closes), disconnect (``spreadpilot agent --once``); returns the messages."""
         await self.connect_all()
         try:
-            return await self.process_pending(max_batches=max_batches)
+            orders = await self.process_pending(max_batches=max_batches)
+            return orders + await self.commands.process_pending()
         finally:
             await self.close()
 

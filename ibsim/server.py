@@ -330,6 +330,8 @@ class Session(asyncio.Protocol):
         except (IndexError, ValueError):
             log.warning("%s: message without a numeric id: %r", self._tag(), fields[:3])
             return None
+        if self._gateway.hung:  # a hung gateway: socket open, requests unanswered
+            return None
         if not self.started and msg_id != IN.START_API:
             log.debug("%s: %s before startApi ignored", self._tag(), IN_NAMES.get(msg_id, msg_id))
             return None
@@ -424,6 +426,8 @@ class Gateway:
         self.pump_interval = pump_interval
         #: False between lose_connectivity() and restore_connectivity(): no fills.
         self.ib_connected = True
+        #: True between hang() and a restart (or unhang()): sockets stay open, nothing answers.
+        self.hung = False
         self.sessions: dict[int, Session] = {}
         self.connections: set[Session] = set()
         self.faults: list[ScheduledFault] = []
@@ -614,6 +618,14 @@ class Gateway:
         """Connectivity back: 1101 (data lost: resubscribe) or 1102 (data maintained)."""
         self._on_loop(lambda: self._restore(data_lost))
 
+    def hang(self) -> None:
+        """A hung gateway: connected sockets stay open but no request is answered
+        (a frozen IB Gateway JVM). A restart() cures it."""
+        self.hung = True
+
+    def unhang(self) -> None:
+        self.hung = False
+
     def restart(self, downtime: float = 0.0) -> None:
         """A gateway restart: every socket dropped with its queued output, then accept again.
 
@@ -667,6 +679,7 @@ class Gateway:
     def _drop_all(self) -> None:
         log.info("fault: gateway restart")
         self.restarts += 1
+        self.hung = False
         self._listening.clear()
         if self._server is not None:
             self._server.close()

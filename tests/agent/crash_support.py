@@ -216,9 +216,11 @@ class CrashRig:
                 "SPREADPILOT_CLOCK_SPEED": repr(self.clock.speed),
                 "SPREADPILOT_GATEWAYS": json.dumps(gateways),
                 "SPREADPILOT_LOG_FORMAT": "json",
-                # A crashed holder's claim is taken over 20 market seconds after its last
-                # renewal: before the bus offers its message again (60 s ack deadline).
-                "SPREADPILOT_CLAIM_LEASE_SECONDS": "20",
+                # A crashed holder's claim is taken over 40 market seconds (4 s here) after
+                # its last renewal: before the bus offers its message again (60 s ack
+                # deadline), yet long enough that a loaded host's pause is not a crash.
+                "SPREADPILOT_CLAIM_LEASE_SECONDS": "40",
+                "SPREADPILOT_HEALTH_PORT": "0",  # several agents at once: no /health port
                 # Start at the mid (0.60), a tick per step down to the natural 0.54: the
                 # order works at IB for a while before it fills.
                 "SPREADPILOT_LADDER_START": "mid",

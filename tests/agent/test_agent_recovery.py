@@ -129,7 +129,9 @@ def test_a_gateway_restart_mid_ladder_reconciles_and_resumes_the_one_order(
     assert_resumed_story(rig.reports(), intent, rec)
     alerts = alert_messages(rig, "GATEWAY_UNREACHABLE")
     assert any("ladder interrupted" in m for m in alerts), alerts
-    assert any("unreachable after" in m for m in alerts), alerts  # the reconnect loop
+    # No gateway-level GATEWAY_UNREACHABLE for a restart this short: while the agent
+    # runs, its health checks raise one per outage once it lasts a minute
+    # (gateway/health.py; tests/health), not the reconnect loop at each attempt.
     assert any("no connection to gateway" in m for m in alerts), alerts  # the redelivery
     assert order_messages_pending(rig) == 0
 

@@ -101,7 +101,9 @@ def test_each_secret_is_readable_only_by_its_readers(catalog: dict[str, Any]) ->
         "sheets-service-account/signal_poller"
     ]
     assert catalog["function_secrets"] == {
+        "alert_router": ["sendgrid-api-key", "telegram-bot-token"],
         "dispatcher": [],
+        "health_ping": [],
         "recorder": [],
         "signal_poller": ["sheets-service-account"],
     }

@@ -77,15 +77,15 @@ def schedule_onto_undeclared_topic(root: Path) -> None:
 
 
 def read_undeclared_secret(root: Path) -> None:
-    (root / "shared/spreadpilot/services/telegram.py").write_text(
-        "def token(container):\n    return container.secrets.get('telegram-bot-token')\n"
+    (root / "shared/spreadpilot/services/pager.py").write_text(
+        "def token(container):\n    return container.secrets.get('pagerduty-routing-key')\n"
     )
 
 
 def declare_unread_secret(root: Path) -> None:
     append(
         root / "shared/spreadpilot/platform/secrets.yaml",
-        "  sendgrid-api-key:\n    description: SendGrid key.\n    readers: [dispatcher]\n",
+        "  twilio-auth-token:\n    description: Twilio token.\n    readers: [dispatcher]\n",
     )
 
 
@@ -156,10 +156,10 @@ MUTATIONS: dict[str, tuple[Callable[[Path], None], str]] = {
     "entry point renamed in main.py": (rename_entry_point, "entry_point 'dispatcher'"),
     "topic published in code only": (publish_to_undeclared_topic, "'marks'"),
     "job publishing to an undeclared topic": (schedule_onto_undeclared_topic, "risk-ticks"),
-    "secret read in code only": (read_undeclared_secret, "'telegram-bot-token'"),
+    "secret read in code only": (read_undeclared_secret, "'pagerduty-routing-key'"),
     # the definitions and Terraform gain something the code does not have
     "deploy.yaml without a function folder": (add_descriptor_without_folder, "ghost"),
-    "secret nobody reads": (declare_unread_secret, "'sendgrid-api-key'"),
+    "secret nobody reads": (declare_unread_secret, "'twilio-auth-token'"),
     "secret reader that is not a component": (grant_secret_to_a_non_component, "admin_api"),
     "trigger that does not deliver to the function": (mismatch_trigger, "dispatcher"),
     "timeout beyond the ack deadline": (timeout_over_ack_deadline, "ack deadline"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Callable
 from datetime import date, datetime, time
@@ -213,14 +214,55 @@ def trace(
 
 @app.command()
 @friendly
-def alerts(limit: int = 20) -> None:
-    """The most recent alerts raised (newest first)."""
+def alerts(
+    action: Annotated[
+        str | None,
+        typer.Argument(
+            help="none: list the alerts raised; 'retry': run the alert router's retry pass "
+            "(PENDING deliveries now due); 'deliveries': list deliveries and their status"
+        ),
+    ] = None,
+    limit: int = 20,
+) -> None:
+    """The most recent alerts raised (newest first); `alerts retry`, `alerts deliveries`."""
     c = _boot()
+    if action is not None:
+        _alerts_action(c, action, limit)  # alert routing (issue 5)
+        return
     table = Table("time (NY)", "type", "severity", "message")
     for snap in c.store.query(C.ALERTS, order_by="time", descending=True, limit=limit):
         d = snap.data
         at = datetime.fromisoformat(d["time"]).astimezone(NEW_YORK)
         table.add_row(f"{at:%Y-%m-%d %H:%M:%S}", d["type"], d["severity"], d["message"])
+    out.print(table)
+
+
+def _alerts_action(c: Container, action: str, limit: int) -> None:
+    """Alert routing (issue 5): the retry pass, and the deliveries' status."""
+    if action == "retry":
+        done = c.alert_router.retry_due(limit=max(limit, 100))
+        counts = {s: list(done.values()).count(s) for s in ("SENT", "PENDING", "FAILED")}
+        out.print(
+            f"retried {len(done)} deliveries: " + ", ".join(f"{v} {k}" for k, v in counts.items())
+        )
+        return
+    if action != "deliveries":
+        raise UsageError(
+            f"unknown action {action!r}: use `alerts`, `alerts retry` or `alerts deliveries`"
+        )
+    table = Table("created (NY)", "type", "channel", "to", "status", "attempts", "last error")
+    docs = c.store.query(C.ALERT_DELIVERIES, order_by="created_at", descending=True, limit=limit)
+    for snap in docs:
+        d = snap.data
+        table.add_row(
+            f"{d['created_at'].astimezone(NEW_YORK):%Y-%m-%d %H:%M:%S}",
+            d["type"],
+            d["channel"],
+            d["destination"],
+            d["status"],
+            str(d["attempts"]),
+            d.get("last_error") or "",
+        )
     out.print(table)
 
 
@@ -269,6 +311,51 @@ def schedule(
 
 @app.command()
 @friendly
+def close(
+    follower: Annotated[
+        list[str] | None, typer.Option("--follower", help="follower id (repeatable)")
+    ] = None,
+    all_followers: Annotated[
+        bool, typer.Option("--all", help="every follower's open spreads")
+    ] = False,
+    reason: Annotated[str, typer.Option("--reason", help="why (in the alerts and records)")] = "",
+    by: Annotated[str, typer.Option("--by", help="who asks (default: $USER)")] = "",
+    command_id: Annotated[
+        str | None, typer.Option("--id", help="command id (same id = executed once)")
+    ] = None,
+) -> None:
+    """Emergency close: ask the gateway agent to close the open spreads of the named
+    followers (or of all) now, each as one combo (EMERGENCY orderRef)."""
+    import getpass
+
+    from spreadpilot.services.emergency import request_emergency_close
+
+    if all_followers == bool(follower):
+        raise UsageError("give --follower ID (one or more) or --all, not both")
+    if not reason.strip():
+        raise UsageError("--reason is required: say why the spreads are closed")
+    c = _boot()
+    try:
+        command = request_emergency_close(
+            c.bus,
+            c.clock,
+            followers=follower or (),
+            all_followers=all_followers,
+            reason=reason.strip(),
+            requested_by=by or getpass.getuser(),
+            command_id=command_id,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    out.print(
+        f"published {command.command_id}: {command.describe()}; the gateway agent executes it "
+        "(see `spreadpilot alerts` and `spreadpilot orders`)",
+        highlight=False,
+    )
+
+
+@app.command()
+@friendly
 def agent(
     once: Annotated[
         bool, typer.Option("--once", help="process the pending order messages, then exit")
@@ -296,10 +383,21 @@ def agent(
 
     async def forever() -> None:
         stop = asyncio.Event()
+        # /health and /metrics (gateway/health.py); SPREADPILOT_HEALTH_PORT=0 turns it off
+        server = None
+        if s.health_port:
+            try:
+                server = worker.health.serve()
+            except OSError as exc:  # a busy port must not stop the trading agent
+                logging.getLogger("spreadpilot.agent").error(
+                    "no /health server on %s:%s: %s", s.health_host, s.health_port, exc
+                )
         try:
             await worker.run(stop)
         finally:
             stop.set()
+            if server is not None:
+                server.stop()
 
     try:
         asyncio.run(forever())

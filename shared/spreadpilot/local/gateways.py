@@ -98,8 +98,11 @@ class SimulatedGateways:
     def agent(self, container: Container) -> EmbeddedAgent:
         """The real gateway agent on these simulators, for `with ... as agent:`."""
         from gateway.agent import Agent
+        from gateway.health import SimulatorRestarter
 
-        return EmbeddedAgent(Agent(container, self.configs(), holder="gateway-agent:embedded"))
+        agent = Agent(container, self.configs(), holder="gateway-agent:embedded")
+        agent.health.restarter = SimulatorRestarter(self.running)  # a hung one is restarted
+        return EmbeddedAgent(agent)
 
 
 class EmbeddedAgent:

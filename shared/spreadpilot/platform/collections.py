@@ -11,6 +11,20 @@ JOB_RUNS = "job_runs"  # every scheduled run, including skips (for the missed-jo
 DEAD_LETTERS = "dead_letters"  # events a function could not process, kept whole
 CLAIMS = "claims"
 ALERTS = "alerts"
+# --- alert routing (issue 5)
+# ALERT_DELIVERIES (below, shared with health): one per (alert occurrence, channel,
+# destination); health counts status == "FAILED"
+ALERT_DEDUP = "alert_dedup"  # one per dedup key: cooldown window, occurrences
+ALERT_RATE = "alert_rate"  # flood-limit slots per chat (and per bot)
+# --- health (issue 5)
+HEARTBEATS = "heartbeats"  # one per long-lived component (doc "gateway-agent")
+HEALTH = "health"  # the last health check result per component, for status views
+ALERT_DELIVERIES = "alert_deliveries"  # the alert router's deliveries (status FAILED counted)
+
+# --- risk (issue 5)
+RISK_STATUS = "risk_status"  # one per follower and spread: band, time value, close state
+ASSIGNMENTS = "assignments"  # one per account and day: assigned shares, flatten state
+COMMANDS = "commands"  # one per agent command id (emergency closes): outcome per follower
 
 #: Collections whose documents carry `expire_at` (TTL); all others are kept.
 EXPIRES = (CLAIMS, EXECUTIONS, JOB_RUNS)  # executions: 365 days (raw trade logs)

@@ -30,6 +30,8 @@ class Job(BaseModel):
     time_zone: str
     topic: str
     consumer: str
+    #: the consumer exists and records each run in job_runs (health_ping checks it)
+    records_runs: bool = False
 
     @field_validator("schedules")
     @classmethod

@@ -31,6 +31,17 @@ class SettingsError(ValueError):
     """Bad configuration; the message lists every bad setting and its fix."""
 
 
+# --- alert routing (issue 5)
+AlertSeverityName = Literal["CRITICAL", "WARNING", "INFO"]
+AlertChannel = Literal["telegram", "email", "log"]
+DEFAULT_ALERT_ROUTES: dict[AlertSeverityName, tuple[AlertChannel, ...]] = {
+    "CRITICAL": ("telegram", "email"),
+    "WARNING": ("telegram",),
+    "INFO": ("log",),
+}
+# --- end alert routing (issue 5)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, extra="forbid", frozen=True, validate_default=True
@@ -133,6 +144,162 @@ class Settings(BaseSettings):
         return self
 
     # --- end execution (issue 4)
+
+    # --- health (issue 5): gateway checks, heartbeat, health_ping, /health and /metrics
+    health_host: str = Field(
+        "127.0.0.1", description="address the agent's /health and /metrics server binds"
+    )
+    health_port: int = Field(
+        8081, ge=0, le=65535, description="port of the agent's /health and /metrics (0: off)"
+    )
+    health_check_seconds: float = Field(
+        15.0, gt=0, le=300, description="the agent checks each gateway this often"
+    )
+    health_check_timeout_seconds: float = Field(
+        5.0, gt=0, le=60, description="a gateway's round trip (reqCurrentTime) must answer within"
+    )
+    health_failures_to_down: int = Field(
+        3, ge=1, le=100, description="consecutive failed checks before a gateway is DOWN"
+    )
+    health_alert_after_seconds: int = Field(
+        60, ge=0, le=3600, description="GATEWAY_UNREACHABLE once a gateway is down this long"
+    )
+    health_restart_budget: int = Field(
+        3, ge=0, le=100, description="hung-gateway restarts allowed per budget window"
+    )
+    health_restart_window_seconds: int = Field(
+        3600, ge=60, description="the restart budget's window"
+    )
+    health_restart_backoff_seconds: float = Field(
+        60.0, ge=0, le=3600, description="first wait before restarting a hung gateway (doubles)"
+    )
+    health_restart_command: str = Field(
+        "systemctl restart ib-gateway-{gateway_id}.service",
+        description="command that restarts one hung IB Gateway ({gateway_id} = its login)",
+    )
+    heartbeat_max_age_seconds: int = Field(
+        120, ge=30, description="health_ping: COMPONENT_DOWN when the agent's heartbeat is older"
+    )
+    job_grace_seconds: int = Field(
+        180, ge=60, description="health_ping: a due job run may be this late before JOB_MISSED"
+    )
+    # --- end health (issue 5)
+
+    # --- alert routing (issue 5)
+    alert_routes: dict[AlertSeverityName, tuple[AlertChannel, ...]] = Field(
+        default_factory=lambda: dict(DEFAULT_ALERT_ROUTES),
+        description='severity -> channels (JSON), e.g. {"CRITICAL": ["telegram", "email"], '
+        '"WARNING": ["telegram"], "INFO": ["log"]}; every alert is also logged',
+    )
+    alert_telegram_chat_ids: tuple[str, ...] = Field(
+        (), description="operator chats (JSON list); a negative id is a group (20 msgs/min)"
+    )
+    alert_follower_chat_ids: dict[str, str] = Field(
+        default_factory=dict,
+        description="follower id -> chat (JSON): that follower's alerts also go to this chat",
+    )
+    alert_email_to: tuple[str, ...] = Field((), description="recipients of emailed alerts")
+    alert_email_from: str = Field("alerts@spreadpilot.local", description="sender address")
+    alert_delivery: Literal["outbox", "live"] | None = Field(
+        None,
+        description="outbox: files in DATA_DIR/outbox; live: Telegram + SendGrid. "
+        "Default: outbox in embedded mode, live in gcp",
+    )
+    alert_telegram_base_url: str = Field(
+        "https://api.telegram.org/bot", description="Bot API base (the token is appended)"
+    )
+    alert_sendgrid_host: str = Field("https://api.sendgrid.com", description="SendGrid API host")
+    alert_telegram_token_secret: str = Field(
+        "telegram-bot-token", description="secret holding the Telegram bot token"
+    )
+    alert_sendgrid_key_secret: str = Field(
+        "sendgrid-api-key", description="secret holding the SendGrid API key"
+    )
+    alert_cooldown_minutes: float = Field(
+        15.0, ge=0, le=1440, description="an alert with the same dedup key is sent once per window"
+    )
+    alert_telegram_chat_per_second: int = Field(
+        1, ge=1, le=30, description="flood limit: messages per second to one chat"
+    )
+    alert_telegram_group_per_minute: int = Field(
+        20, ge=1, le=60, description="flood limit: messages per minute to one group chat"
+    )
+    alert_telegram_bot_per_second: int = Field(
+        30, ge=1, le=1000, description="flood limit: messages per second across all chats"
+    )
+    alert_flood_margin: float = Field(
+        0.05, ge=0, le=1, description="flood limits' periods are stretched by this fraction"
+    )
+    alert_max_attempts: int = Field(
+        8, ge=1, le=100, description="send attempts per delivery before it is FAILED"
+    )
+    alert_retry_base_seconds: float = Field(
+        30.0, gt=0, le=3600, description="first retry delay of a failed send (doubles)"
+    )
+    alert_retry_max_seconds: float = Field(900.0, gt=0, le=86400, description="retry delay cap")
+    alert_max_wait_seconds: float = Field(
+        20.0,
+        ge=0,
+        le=50,
+        description="one invocation waits this long at most for a flood slot "
+        "or a Retry-After; longer waits are left to the retry pass",
+    )
+    alert_send_lease_seconds: int = Field(
+        60, ge=5, le=3600, description="a send claim older than this has an unknown outcome"
+    )
+    alert_rpc_timeout_seconds: float = Field(
+        10.0, gt=0, le=60, description="timeout of one Telegram or SendGrid call"
+    )
+    status_base_url: str | None = Field(
+        None, description="alerts link a follower as {status_base_url}/followers/{id}"
+    )
+    # --- end alert routing (issue 5)
+
+    # --- risk (issue 5): time value, end-of-day, pre-open, emergency close (domain.md 5)
+    risk_tv_safe_above: Decimal = Field(
+        Decimal("1.00"), ge=0, description="short leg's time value above this: SAFE (USD/share)"
+    )
+    risk_tv_critical_at_or_below: Decimal = Field(
+        Decimal("0.10"), ge=0, description="time value at or below this: CRITICAL (USD/share)"
+    )
+    risk_auto_close: Literal["all", "itm_only", "off"] = Field(
+        "all",
+        description="CRITICAL closes the spread: all (both reasons), itm_only (in the money "
+        "only; out of the money is alerted), off (alert only)",
+    )
+    risk_close_order: Literal["market", "limit"] = Field(
+        "limit",
+        description="a risk/EOD/emergency close is a market order or an aggressive limit "
+        "(natural debit + RISK_CLOSE_LIMIT_OFFSET)",
+    )
+    risk_close_limit_offset: Decimal = Field(
+        Decimal("0.05"), ge=0, le=5, description="aggressive limit: this much above the natural"
+    )
+    risk_otm_buyback_debit: Decimal | None = Field(
+        None,
+        gt=0,
+        description="out-of-the-money CRITICAL closes are limits at this debit (USD/share); "
+        "unset: the same order as any close",
+    )
+    risk_close_wait_seconds: float = Field(
+        60.0, gt=0, le=900, description="a close waits this long for its fill within one run"
+    )
+    risk_eod_action: Literal["close", "flag"] = Field(
+        "close", description="end-of-day: spreads in or near the money are closed or flagged"
+    )
+    risk_eod_distance: Decimal = Field(
+        Decimal("1.00"), ge=0, description="end-of-day: a leg this near the money counts (USD)"
+    )
+    risk_eod_minutes_before_close: int = Field(
+        15, ge=1, le=120, description="the end-of-day check runs this long before the close"
+    )
+    risk_assignment_response: Literal["flatten", "alert"] = Field(
+        "flatten", description="assigned QQQ shares: flattened at the open, or alerted only"
+    )
+    risk_min_available_funds: Decimal = Field(
+        Decimal(0), ge=0, description="pre-open: an account with less AvailableFunds is NOT_READY"
+    )
+    # --- end risk (issue 5)
 
     @field_validator("signal_ticker")
     @classmethod

@@ -24,6 +24,7 @@ from spreadpilot.services.alerts import AlertPublisher
 from spreadpilot.services.claims import Claims
 
 if TYPE_CHECKING:
+    from spreadpilot.services.alert_router import AlertRouter
     from spreadpilot.services.dispatcher import Dispatcher
     from spreadpilot.services.recorder import Recorder
     from spreadpilot.services.signal_poller import SignalPoller
@@ -151,6 +152,13 @@ class Container:
         from spreadpilot.services.recorder import Recorder
 
         return Recorder(store=self.store, clock=self.clock)
+
+    @cached_property
+    def alert_router(self) -> AlertRouter:
+        """Alert routing (issue 5): channels per settings, reused by a warm instance."""
+        from spreadpilot.services.alert_router import build_router
+
+        return build_router(self)
 
 
 _current: Container | None = None

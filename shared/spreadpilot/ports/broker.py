@@ -7,6 +7,7 @@ itself: in dry-run no order is ever routed, whatever the caller does.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -177,4 +178,84 @@ class Broker(Protocol):
     async def reconcile(self, order_refs: list[str]) -> Reconciliation:
         """Open orders, completed orders and executions of today, matched by orderRef.
         Raises ReconcileUnknown when IB's answer did not come in time."""
+        ...
+
+
+# --- risk (issue 5): positions, quotes with the underlying, closing orders ------------
+
+
+@dataclass(frozen=True)
+class Position:
+    """One position of one account as IB lists it (fresh read, not a cached stream)."""
+
+    account: str
+    con_id: int
+    sec_type: str  # OPT, STK, ...
+    symbol: str
+    quantity: int  # signed: short < 0
+    avg_cost: Decimal | None = None
+    expiry: str = ""  # options: YYYYMMDD
+    strike: Decimal | None = None
+    right: str = ""  # options: C / P
+
+
+@dataclass(frozen=True)
+class Quote:
+    bid: Decimal | None
+    ask: Decimal | None
+    last: Decimal | None = None
+
+    @property
+    def two_sided(self) -> bool:
+        return self.bid is not None and self.ask is not None and self.ask > 0
+
+    @property
+    def mid(self) -> Decimal | None:
+        if self.bid is not None and self.ask is not None and self.ask > 0:
+            return (self.bid + self.ask) / 2
+        return self.last
+
+
+@dataclass(frozen=True)
+class MarketQuotes:
+    """The underlying (QQQ) and option legs by conId, read in one request."""
+
+    at: datetime
+    underlying: Quote | None
+    options: dict[int, Quote] = field(default_factory=dict)
+
+
+class RiskBroker(Broker, Protocol):
+    """What the risk jobs need besides order entry. Closing orders are routed only by
+    these calls, and the adapter's dry-run refuses them like any other order."""
+
+    def managed_accounts(self) -> list[str]:
+        """The accounts this login manages (empty: not logged in)."""
+        ...
+
+    async def positions(self) -> list[Position]:
+        """Every position of every account of this login, read fresh from IB."""
+        ...
+
+    async def market_quotes(self, con_ids: Sequence[int]) -> MarketQuotes:
+        """QQQ and the given option conIds, one snapshot request."""
+        ...
+
+    async def available_funds(self, account: str) -> Decimal | None: ...
+
+    async def close_spread(
+        self,
+        legs: Legs,
+        account: str,
+        quantity: int,
+        order_ref: str,
+        max_debit: Decimal | None = None,
+    ) -> OrderSnapshot:
+        """SELL the BAG of `legs` (buys the short leg back and sells the long leg in one
+        combo, so no leg is ever left alone): a market order, or a limit paying at most
+        `max_debit` per share. Returns once IB acknowledged or refused it."""
+        ...
+
+    async def close_stock(self, account: str, position: int, order_ref: str) -> OrderSnapshot:
+        """A market order on QQQ stock that brings `position` shares (signed) to zero."""
         ...

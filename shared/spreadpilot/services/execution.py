@@ -93,6 +93,23 @@ _SIGNALS = "signals"  # platform.collections.SIGNALS: the claimed signal, with c
 Sleep = Callable[[float], Awaitable[None]]
 
 
+def fill_reports(snap: OrderSnapshot) -> tuple[LegFillReport, ...]:
+    """The order's leg executions as a report carries them (every report repeats the
+    fills so far; the recorder keeps each exec id once)."""
+    return tuple(
+        LegFillReport(
+            exec_id=f.exec_id,
+            con_id=f.con_id,
+            side=f.side,
+            quantity=f.quantity,
+            price=f.price,
+            commission=f.commission,
+            time=f.time,
+        )
+        for f in snap.fills
+    )
+
+
 # --- time -----------------------------------------------------------------------------
 
 
@@ -396,20 +413,7 @@ class _Run:
         outcome: str = "",
     ) -> ExecutionReport:
         i = self.intent
-        fills: tuple[LegFillReport, ...] = ()
-        if snap is not None and with_fills:
-            fills = tuple(
-                LegFillReport(
-                    exec_id=f.exec_id,
-                    con_id=f.con_id,
-                    side=f.side,
-                    quantity=f.quantity,
-                    price=f.price,
-                    commission=f.commission,
-                    time=f.time,
-                )
-                for f in snap.fills
-            )
+        fills = fill_reports(snap) if snap is not None and with_fills else ()
         rep = ExecutionReport(
             report_id=report_id(i.order_ref, event, sequence),
             order_ref=i.order_ref,
@@ -449,6 +453,9 @@ class _Run:
                 "gateway_id": i.gateway_id,
                 "event": event.value,
                 "outcome": outcome,
+                "ladder_step": ladder_step,
+                # clock time since this execution started (IB's answer, the ladder's end)
+                "latency_ms": round((rep.at - self.started).total_seconds() * 1000, 1),
             },
         )
         return rep

@@ -33,9 +33,10 @@ from spreadpilot.platform.failpoints import failpoint
 from spreadpilot.ports.bus import Bus
 from spreadpilot.ports.clock import Clock
 from spreadpilot.ports.signal_source import SignalSource, SignalSourceError
-from spreadpilot.ports.store import EXPIRE_AT, Store
+from spreadpilot.ports.store import Store
 from spreadpilot.services.alerts import AlertPublisher
 from spreadpilot.services.claims import Claims
+from spreadpilot.services.job_runs import record_job_run
 
 SIGNALS_TOPIC = "signals"
 SOURCE = "signal_poller"
@@ -283,17 +284,15 @@ class SignalPoller:
         return PollOutcome(PollStatus.MISSING, day.isoformat(), why, reads=reads)
 
     def _record_run(self, now: datetime, outcome: PollOutcome) -> None:
-        self.store.set(
-            C.JOB_RUNS,
-            f"signal-poll_{now:%Y%m%dT%H%M%S}_{self.holder}",
-            {
-                "job": "signal-poll",
-                "ran_at": now,
-                "trade_date": outcome.trade_date,
-                "status": outcome.status.value,
-                "detail": outcome.detail,
-                EXPIRE_AT: now + timedelta(days=30),
-            },
+        # the missed-job check (health_ping) reads these: SKIPPED runs count as runs
+        record_job_run(
+            self.store,
+            "signal-poll",
+            now,
+            outcome.status.value,
+            holder=self.holder,
+            detail=outcome.detail,
+            trade_date=outcome.trade_date,
         )
 
 

@@ -340,6 +340,13 @@ class LocalBus:
         if extended < len(ids):
             self._ignored(sub, "extend", len(ids) - extended)
 
+    def probe(self) -> None:
+        """Reachability for /health and health_ping: one read of the bus file."""
+        try:
+            self._conn().execute("SELECT value FROM bus_counter LIMIT 1").fetchone()
+        except sqlite3.Error as exc:
+            raise BusError(f"local bus {self._path}: unreachable ({exc})") from exc
+
     def ensure_topology(self) -> None:
         """Nothing to create: subscriptions exist as soon as the topology names
         them. Checks that the topology is consistent."""

@@ -175,6 +175,20 @@ class PubSubBus:
 
         self._settle(sub, "extend", ack_ids, call)
 
+    def probe(self) -> None:
+        """Reachability for /health and health_ping: read the alerts topic (one call).
+
+        Any answer from Pub/Sub counts: a publisher-only service account is refused
+        topics.get (PermissionDenied), which still proves the service is reachable."""
+        try:
+            self._pub().get_topic(
+                request={"topic": self._topic_path("alerts")}, timeout=self._timeout
+            )
+        except (gexc.PermissionDenied, gexc.NotFound):
+            return
+        except (gexc.GoogleAPIError, ValueError, TypeError) as exc:
+            raise BusError(f"Pub/Sub unreachable ({self._topic_path('alerts')}): {exc}") from exc
+
     def ensure_topology(self) -> None:
         """Create every topic, then every subscription, that does not exist yet.
 

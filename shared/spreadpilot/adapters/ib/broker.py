@@ -65,8 +65,8 @@ import contextlib
 import copy
 import logging
 import math
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, TypeVar, cast
@@ -77,8 +77,11 @@ from ib_async import (
     Contract,
     Fill,
     LimitOrder,
+    MarketOrder,
     Option,
+    Order,
     OrderState,
+    Stock,
     Ticker,
     Trade,
 )
@@ -90,7 +93,10 @@ from spreadpilot.ports.broker import (
     LegFill,
     Legs,
     MarginCheck,
+    MarketQuotes,
     OrderSnapshot,
+    Position,
+    Quote,
     ReconcileUnknown,
     Reconciliation,
     SpreadQuote,
@@ -321,6 +327,7 @@ class IBBroker:
         self._frozen: dict[str, OrderSnapshot] = {}  # dry-run records, executions-only finds
         self._con_ids: dict[tuple[str, Decimal, str], int] = {}
         self._contracts: dict[int, Contract] = {}
+        self._stock: Contract | None = None  # QQQ, qualified once (risk quotes, flatten)
         self._request_errors: dict[int, tuple[int, str]] = {}
         self._last_global_error: tuple[int, str] | None = None
         self._error_seq = 0
@@ -402,6 +409,12 @@ class IBBroker:
 
     def is_connected(self) -> bool:
         return bool(self._ib.isConnected())
+
+    async def ping(self) -> datetime:
+        """One cheap round trip (reqCurrentTime): IB's time, or BrokerError when the
+        gateway does not answer (a hung gateway keeps its socket open)."""
+        answer: datetime = await self._request(self._ib.reqCurrentTimeAsync, "reqCurrentTime")
+        return answer
 
     @property
     def connection_epoch(self) -> int:
@@ -704,6 +717,194 @@ class IBBroker:
         if tracked is not None:
             return self._snapshot(tracked)
         return self._frozen.get(order_ref)
+
+    # ------------------------------------------------------------------ risk (issue 5)
+
+    def managed_accounts(self) -> list[str]:
+        """The accounts this login manages (empty while not connected / not logged in)."""
+        if not self.is_connected():
+            return []
+        return [str(a) for a in self._ib.managedAccounts()]
+
+    async def positions(self) -> list[Position]:
+        """Every non-zero position of the login, read fresh (reqPositions), not the
+        stream ib_async keeps: an overnight assignment arrives with no event."""
+        async with self._shared_lock("positions"):
+            rows: list[Any] = await self._request(self._ib.reqPositionsAsync, "positions")
+        out: list[Position] = []
+        for row in rows:
+            c = row.contract
+            qty = _figure(row.position)
+            if qty is None or qty == 0:
+                continue
+            option = str(c.secType) in ("OPT", "FOP")
+            out.append(
+                Position(
+                    account=str(row.account),
+                    con_id=int(c.conId),
+                    sec_type=str(c.secType),
+                    symbol=str(c.symbol),
+                    quantity=int(qty),
+                    avg_cost=_figure(row.avgCost),
+                    expiry=str(c.lastTradeDateOrContractMonth or "")[:8] if option else "",
+                    strike=_strike(c.strike) if option else None,
+                    right=_right(str(c.right)) if option else "",
+                )
+            )
+        return out
+
+    async def market_quotes(self, con_ids: Sequence[int]) -> MarketQuotes:
+        """QQQ and the options `con_ids` in one snapshot request (reqTickers)."""
+        stock = await self._underlying()
+        contracts = await self._contracts_of(list(dict.fromkeys(con_ids)))
+        tickers: list[Ticker] = await self._request(
+            lambda: self._ib.reqTickersAsync(stock, *contracts), f"quotes of {len(contracts)} legs"
+        )
+        by_con_id = {t.contract.conId: t for t in tickers if t.contract is not None}
+
+        def quote(t: Ticker | None) -> Quote | None:
+            if t is None:
+                return None
+            last = _figure(t.last)
+            return Quote(
+                bid=_quote_side(t.bid, t.bidSize),
+                ask=_quote_side(t.ask, t.askSize),
+                last=last if last is not None and last > 0 else None,
+            )
+
+        options = {c: q for c in con_ids if (q := quote(by_con_id.get(c))) is not None}
+        return MarketQuotes(
+            at=self._now(), underlying=quote(by_con_id.get(stock.conId)), options=options
+        )
+
+    async def available_funds(self, account: str) -> Decimal | None:
+        """The account's AvailableFunds (None when IB did not say)."""
+        return await self._available_funds(account)
+
+    async def close_spread(
+        self,
+        legs: Legs,
+        account: str,
+        quantity: int,
+        order_ref: str,
+        max_debit: Decimal | None = None,
+    ) -> OrderSnapshot:
+        """SELL the BAG (long leg sold, short leg bought back, 1:1, one order): MKT, or
+        LMT at -max_debit (IB's sign: a SELL of the credit BAG at -d pays at most d).
+        Dry-run: nothing routed (a REJECTED record with DRY_RUN_REASON)."""
+        if quantity <= 0:
+            raise ValueError(f"quantity must be positive, got {quantity}")
+        resolved, refusal = self._resolve_account(account)
+        order: Order
+        if max_debit is None:
+            order = MarketOrder("SELL", quantity, tif="DAY")
+            how = "market"
+        else:
+            limit = cents(max_debit)
+            if limit <= 0:
+                raise ValueError(f"max_debit must be at least $0.01, got {max_debit}")
+            order = LimitOrder("SELL", quantity, -float(limit), tif="DAY")
+            how = f"limit, debit at most {limit}"
+        what = f"close {legs.spread.describe()} x{quantity} ({how})"
+        return await self._send_new(self._bag(legs), order, order_ref, resolved, refusal, what)
+
+    async def close_stock(self, account: str, position: int, order_ref: str) -> OrderSnapshot:
+        """A QQQ market order that brings `position` shares to zero (SELL a long, BUY a short)."""
+        if position == 0:
+            raise ValueError("nothing to flatten: position is 0")
+        resolved, refusal = self._resolve_account(account)
+        stock = await self._underlying()
+        order = MarketOrder("SELL" if position > 0 else "BUY", abs(position), tif="DAY")
+        what = f"flatten {position} {SYMBOL} shares"
+        return await self._send_new(stock, order, order_ref, resolved, refusal, what)
+
+    async def _send_new(
+        self,
+        contract: Contract,
+        order: Order,
+        order_ref: str,
+        account: str,
+        refusal: str | None,
+        what: str,
+    ) -> OrderSnapshot:
+        """Route one new non-ladder order (closes, flattens) like `place`: dry-run and
+        refusals never route, a known orderRef is never sent twice, and it returns once
+        IB acknowledged or refused it."""
+        if not order_ref:
+            raise ValueError("an order needs its orderRef (the business key)")
+        quantity = int(order.totalQuantity)
+        if self._dry_run:
+            log.info("DRY-RUN %s: %s not routed", order_ref, what)
+            snap = replace(
+                self._not_sent(order_ref, account, quantity, Decimal(1), DRY_RUN_REASON),
+                credit=None,
+            )
+            self._frozen[order_ref] = snap
+            return snap
+        if refusal is not None:
+            return replace(
+                self._not_sent(order_ref, account, quantity, Decimal(1), f"not sent: {refusal}"),
+                credit=None,
+            )
+        known = self._known(order_ref)
+        if known is not None:
+            raise BrokerError(f"{order_ref} is already at IB ({known}): not sent a second time")
+        if not self.is_connected():
+            raise BrokerError(f"{what} {order_ref}: not connected to {self.where}; nothing sent")
+        order.orderRef = order_ref
+        order.account = account
+        order.transmit = True
+        trade = self._ib.placeOrder(contract, order)
+        tracked = _Tracked(order_ref, trade, account)
+        self._orders[order_ref] = tracked
+        self._ref_by_order_id[int(trade.order.orderId)] = order_ref
+        log.info("placed %s: %s for %s, orderId %s", order_ref, what, account, trade.order.orderId)
+        try:
+            await self._wait_until(
+                lambda: self._rejection(tracked) is not None or _ib_status(trade) in _ACKNOWLEDGED,
+                f"{what} {order_ref}",
+            )
+        except BrokerError as exc:
+            raise BrokerError(
+                f"{exc}; the order may be at IB: reconcile before anything else"
+            ) from exc
+        if _ib_status(trade) == "Inactive" and self._rejection(tracked) is None:
+            with contextlib.suppress(BrokerError):
+                await self._wait_until(
+                    lambda: self._rejection(tracked) is not None,
+                    f"reason for {order_ref}",
+                    timeout=min(self.timeout, _REJECTION_GRACE_SECONDS),
+                )
+        return self._snapshot(tracked)
+
+    async def _underlying(self) -> Contract:
+        """QQQ stock on SMART, qualified once per broker."""
+        if self._stock is None:
+            async with self._shared_lock("qualify"):
+                if self._stock is None:
+                    stock = Stock(SYMBOL, EXCHANGE, CURRENCY)
+                    results = await self._request(
+                        lambda: self._ib.qualifyContractsAsync(stock), f"qualify {SYMBOL} stock"
+                    )
+                    if not results or not isinstance(results[0], Contract) or not stock.conId:
+                        raise BrokerError(f"200: no security definition for {SYMBOL}", code=200)
+                    self._stock = stock
+                    self._contracts[stock.conId] = stock
+        return self._stock
+
+    async def _contracts_of(self, con_ids: list[int]) -> list[Contract]:
+        """Contracts by conId (qualified once, cached)."""
+        missing = [c for c in con_ids if c not in self._contracts]
+        if missing:
+            contracts = [Contract(conId=c, exchange=EXCHANGE) for c in missing]
+            results = await self._request(
+                lambda: self._ib.qualifyContractsAsync(*contracts), "qualify legs by conId"
+            )
+            for con_id, result in zip(missing, results, strict=True):
+                if not isinstance(result, Contract):
+                    raise BrokerError(f"200: no contract with conId {con_id}", code=200)
+                self._contracts[con_id] = result
+        return [self._contracts[c] for c in con_ids]
 
     # ------------------------------------------------------------------ reconcile
 
@@ -1154,6 +1355,20 @@ def _check_order(quantity: int, credit: Decimal) -> None:
         raise ValueError(f"quantity must be positive, got {quantity}")
     if credit <= 0 or cents(credit) <= 0:
         raise ValueError(f"credit must be at least $0.01, got {credit}")
+
+
+def _strike(value: object) -> Decimal | None:
+    """A strike as IB sends it (float) -> Decimal without a spurious '.0' (600, 598.5)."""
+    number = _figure(value)
+    if number is None:
+        return None
+    whole = number == number.to_integral_value()
+    return number.quantize(Decimal(1)) if whole else number.normalize()
+
+
+def _right(value: str) -> str:
+    text = value.strip().upper()
+    return {"CALL": "C", "PUT": "P"}.get(text, text)
 
 
 def _unique(fills: Iterable[Fill]) -> list[Fill]:
