@@ -189,6 +189,7 @@ class Agent:
         reconnect_max_seconds: float = 60.0,
         execution_timeout: float | None = None,
         max_batches_in_flight: int = 4,
+        unpaced: bool = False,
     ) -> None:
         if not gateways:
             raise GatewayConfigError(f"{GATEWAYS_ENV}: no gateway configured")
@@ -205,6 +206,9 @@ class Agent:
         self.reconnect_max = reconnect_max_seconds
         self.execution_timeout = execution_timeout
         self.max_batches_in_flight = max(1, max_batches_in_flight)
+        #: no client-side message throttle: only for simulators on a simulated clock
+        #: (a day in seconds; IB's messages per wall second mean nothing there)
+        self.unpaced = unpaced
         self.holder = holder or f"{SOURCE}:{socket.gethostname()}:{os.getpid()}"
         self.context = ExecutionContext(
             bus=container.bus,
@@ -241,7 +245,9 @@ class Agent:
             dry_run=self.container.settings.dry_run,
             timeout=self.container.settings.rpc_timeout_seconds,
             clock=self.clock,
-            pacing_per_second=self.container.settings.gateway_pacing_per_second,
+            pacing_per_second=None
+            if self.unpaced
+            else self.container.settings.gateway_pacing_per_second,
         )
 
     # ------------------------------------------------------------------ connections
@@ -252,6 +258,13 @@ class Agent:
 
     def connected(self) -> dict[str, Broker]:
         return {gid: c.broker for gid, c in self.connections.items() if c.broker.is_connected()}
+
+    async def reconnect_due(self) -> None:
+        """One attempt per gateway not connected whose backoff is over (what the
+        agent's keepers do in `run`, for a host that drives the agent tick by tick)."""
+        await asyncio.gather(
+            *(self._ensure(c, respect_backoff=True) for c in self.connections.values())
+        )
 
     async def connect_all(self) -> dict[str, bool]:
         """One connection attempt per gateway not connected and not in backoff."""

@@ -12,6 +12,8 @@ Loaded from YAML or JSON (YAML is a superset), e.g.::
       - {at: "10:15", action: lose_connectivity}
       - {at: "10:16", action: restore_data_lost}
       - {at: "12:00:30", action: restart}
+      - {at: "13:00", action: shut_down}                # down (connections refused)...
+      - {at: "13:05", action: come_back}                # ...until it listens again
 
 `market` is `ibsim.market.MarketConfig` and `fills` `ibsim.engine.EngineConfig`.
 Errors name the field and say how to fix it.
@@ -37,7 +39,9 @@ if TYPE_CHECKING:
 
 M = TypeVar("M", bound=BaseModel)
 
-FaultName = Literal["lose_connectivity", "restore", "restore_data_lost", "restart"]
+FaultName = Literal[
+    "lose_connectivity", "restore", "restore_data_lost", "restart", "shut_down", "come_back"
+]
 
 #: How to fix a field, shown after pydantic's own message.
 _FIXES: dict[str, str] = {
@@ -50,7 +54,8 @@ _FIXES: dict[str, str] = {
     "pacing.enabled": "write true or false",
     "pacing.max_per_second": "write a positive integer (IB: 50)",
     "faults.at": 'write New York time as "HH:MM" or "HH:MM:SS", quoted in YAML',
-    "faults.action": "use lose_connectivity, restore, restore_data_lost or restart",
+    "faults.action": "use lose_connectivity, restore, restore_data_lost, restart, shut_down "
+    "or come_back",
 }
 
 

@@ -72,12 +72,16 @@ PUMP_INTERVAL_SECONDS: Final = 0.02
 #: How often streamed PnL is refreshed, in wall seconds (IB: about once a second).
 PNL_INTERVAL_SECONDS: Final = 1.0
 
-FaultAction = Literal["lose_connectivity", "restore", "restore_data_lost", "restart"]
+FaultAction = Literal[
+    "lose_connectivity", "restore", "restore_data_lost", "restart", "shut_down", "come_back"
+]
 FAULT_ACTIONS: Final[tuple[str, ...]] = (
     "lose_connectivity",
     "restore",
     "restore_data_lost",
     "restart",
+    "shut_down",
+    "come_back",
 )
 
 #: Informational "errors" IB sends at every connect (reqId -1).
@@ -641,8 +645,22 @@ class Gateway:
                 timeout=30 + downtime
             )
 
+    def shut_down(self) -> None:
+        """The gateway process is down (a crash, a stuck 2FA login): every socket
+        dropped and connections refused until `come_back()`. IB's side (orders,
+        fills, expiry) goes on, as it does at IB meanwhile."""
+        self._on_loop(self._drop_all)
+
+    def come_back(self) -> None:
+        """Listen again after `shut_down()` (same port)."""
+        if self._in_loop():
+            self.loop.create_task(self._relisten(0.0))
+        else:
+            asyncio.run_coroutine_threadsafe(self._relisten(0.0), self.loop).result(timeout=30)
+
     def schedule_fault(self, at: datetime, action: str) -> None:
-        """Fire `action` (lose_connectivity | restore | restore_data_lost | restart) at `at`."""
+        """Fire `action` (lose_connectivity | restore | restore_data_lost | restart |
+        shut_down | come_back) at `at`."""
         if action not in FAULT_ACTIONS:
             raise ValueError(f"unknown fault action {action!r}; use one of {FAULT_ACTIONS}")
         if at.tzinfo is None:
@@ -708,6 +726,10 @@ class Gateway:
             self._restore(data_lost=True)
         elif fault.action == "restart":
             self.restart()
+        elif fault.action == "shut_down":
+            self._drop_all()
+        elif fault.action == "come_back":
+            self.loop.create_task(self._relisten(0.0))
 
     # -- engine pump ------------------------------------------------------------
 

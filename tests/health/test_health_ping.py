@@ -114,6 +114,24 @@ def test_a_missed_scheduled_job_is_detected_once(p: Platform) -> None:
     assert len(alerts_of(p.c.store, "JOB_MISSED")) == 1
 
 
+def test_fire_times_before_the_first_check_are_never_judged(p: Platform) -> None:
+    # A fresh deployment at 09:30: the 09:27-09:29 polls ran before anything watched
+    # (or before the system existed); only what is due from the first check counts.
+    hp = ping(p, only=("signal-poll",))
+    p.clock.set(ny_datetime(DAY, time(9, 30)))
+    hp.run()
+    job = jobs()["signal-poll"]
+    for moment in job.fire_times(p.clock.now(), ny_datetime(DAY, time(9, 41))):
+        p.clock.set(max(moment, p.clock.now()))
+        record_job_run(p.c.store, "signal-poll", p.clock.now(), "WAITING")
+    p.clock.set(ny_datetime(DAY, time(9, 45)))
+
+    result = hp.run()
+
+    assert result.report.checks["jobs"]["missed"] == {}
+    assert alerts_of(p.c.store, "JOB_MISSED") == []
+
+
 def test_a_holiday_whose_runs_are_skipped_is_not_reported(tmp_path: Path) -> None:
     p = make_platform(tmp_path, start=ny_datetime(THANKSGIVING, time(9, 0)))
     hp = ping(p, only=("signal-poll",))

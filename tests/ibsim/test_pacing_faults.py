@@ -297,6 +297,35 @@ def test_scenario_faults_fire_when_the_clock_reaches_them(
     assert connect(gateway, client_id=1).isConnected()
 
 
+def test_a_scenario_shut_down_refuses_connections_until_it_comes_back(
+    make_gateway: MakeGateway, connect: Connect
+) -> None:
+    scenario = Scenario.parse(
+        {
+            "clock": {"start": "2026-11-24T09:25", "speed": "sim"},
+            "faults": [
+                {"at": "10:00", "action": "shut_down"},
+                {"at": "10:05", "action": "come_back"},
+            ],
+        }
+    )
+    gateway = make_gateway(scenario)
+    ib = connect(gateway)
+    port = gateway.port
+    clock = gateway.clock
+    assert isinstance(clock, SimClock)
+    clock.set(ny("10:00"))
+    gateway.pump()
+    assert wait_for(ib, lambda: not ib.isConnected())
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    clock.set(ny("10:05"))
+    gateway.pump()
+    assert gateway.wait_listening()
+    again = connect(gateway, client_id=1)
+    assert again.isConnected() and gateway.port == port
+
+
 def test_disconnect_at_schedules_loss_and_restore(gateway: Gateway, ib: IB) -> None:
     errors = errors_of(ib)
     gateway.disconnect_at(ny("11:00"), restore_at=ny("11:05"), data_lost=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -30,6 +31,18 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     return result.output, data
 
 
+def _row(out: str, follower: str, order: str) -> list[str]:
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.strip("│").split("│")]
+        if len(cells) > 3 and cells[0] == follower and cells[2] == order:
+            return cells
+    raise AssertionError(f"no {order} row for {follower} in the demo's output")
+
+
+def _alerts(store: SqliteStore, type_: str) -> list[dict[str, Any]]:
+    return [a.data for a in store.query(C.ALERTS) if a.data["type"] == type_]
+
+
 def test_the_morning_runs_from_the_sheet_to_orders_at_ib(demo: tuple[str, Path]) -> None:
     out, data = demo
     assert "WAITING" in out and "CLAIMED" in out  # half-typed row, then completed at 09:29
@@ -44,8 +57,7 @@ def test_the_morning_runs_from_the_sheet_to_orders_at_ib(demo: tuple[str, Path])
         assert doc["outcome"] in {"FILLED", "PARTIAL_FILL", "LIMIT_REACHED"}
         # the agent waited for the open: nothing was placed before 09:30 New York
         assert doc["placed_at"] >= f"{DAY}T14:30:00"
-        row = next(line for line in out.splitlines() if line.startswith(f"│ {follower} "))
-        cells = [c.strip() for c in row.strip("│").split("│")]
+        cells = _row(out, follower, "OPEN")
         assert cells[3:7] == [
             doc["outcome"],
             f"{doc['filled']}/{doc['quantity']}",
@@ -55,19 +67,77 @@ def test_the_morning_runs_from_the_sheet_to_orders_at_ib(demo: tuple[str, Path])
             str(doc["ladder_steps"]),
         ]
     recorded = {d.data["follower_id"] for d in store.query(C.EXECUTIONS)}
-    assert recorded == set(REFS)  # disabled carla and suspended elena sent nothing
+    assert recorded == set(REFS)  # disabled carla and suspended elena sent nothing at all
 
-    filled = sum(d["filled"] for d in docs.values() if d)
+    opened = sum(d["filled"] for d in docs.values() if d)
     premium = sum(
         Decimal(d["avg_fill_credit"]) * d["filled"] * 100
         for d in docs.values()
         if d and d["filled"]
     )
-    fees = sum(Decimal(d["commission"]) for d in docs.values() if d)
-    assert f"{filled} of 6 contracts filled" in out
-    assert f"credit ${premium:,.2f}" in out and f"commissions ${fees:,.2f}" in out
-    # the ladder runs on the simulated clock, and every fill is charged per leg
-    assert fees == Decimal("0.65") * 2 * filled
+    assert f"{opened} of 6 contracts opened" in out
+    assert f"credit ${premium:,.2f}" in out
+    fees = sum(
+        Decimal(d.data["commission"])
+        for d in store.query(C.EXECUTIONS)
+        if d.data["signal_id"] == f"{DAY}_QQQ"  # the day's orders: opens and closes
+    )
+    assert f"commissions ${fees:,.2f}" in out
+    assert {a.data["type"] for a in store.query(C.ALERTS)}.isdisjoint(
+        {"JOB_MISSED", "MESSAGE_DEAD_LETTERED", "NOT_READY", "COMPONENT_DOWN"}
+    )  # nothing broke: every job ran, every message parsed
+
+
+def test_the_day_with_incidents(demo: tuple[str, Path]) -> None:
+    # gateways.yaml: QQQ slides to 594 (the short 601P deep in the money), gw-second is
+    # down from 12:20 until after the close, QQQ closes at 599.
+    out, data = demo
+    store = SqliteStore(data / "store.db")
+
+    # gw-main's spreads: SAFE -> RISK -> CRITICAL, closed as one combo each, with the reason
+    for follower in ("alice", "bruno"):
+        close = store.get(C.EXECUTIONS, f"SP-20261124-QQQ-{follower}-CLOSE")
+        assert close is not None and close["outcome"] == "FILLED"
+        assert close["filled"] == QUANTITY[follower]
+        assert _row(out, follower, "CLOSE")[3] == "FILLED"
+        bands = [a["message"] for a in _alerts(store, "TIME_VALUE_RISK")]
+        assert any(m.startswith(f"{follower}:") and "SAFE -> RISK" in m for m in bands)
+        (critical,) = [
+            a for a in _alerts(store, "TIME_VALUE_CRITICAL") if a["follower_id"] == follower
+        ]
+        assert "RISK -> CRITICAL" in critical["message"]
+        (closed,) = [a for a in _alerts(store, "POSITION_CLOSED") if a["follower_id"] == follower]
+        assert "closed as one combo" in closed["message"] and "in the money" in closed["message"]
+
+    # gw-second: down (one alert), back once after the close
+    (down,) = _alerts(store, "GATEWAY_UNREACHABLE")
+    assert "gw-second" in down["message"]
+    (back,) = _alerts(store, "COMPONENT_RECOVERED")
+    assert "gw-second" in back["message"]
+    assert down["time"] < back["time"] and back["time"] >= f"{DAY}T21:00"  # after 16:00
+
+    # dario's spread could be neither watched nor closed: assigned overnight, found
+    # before the next open and flattened at it, once
+    assert store.get(C.EXECUTIONS, "SP-20261124-QQQ-dario-CLOSE") is None
+    (assigned,) = _alerts(store, "ASSIGNMENT_DETECTED")
+    assert assigned["follower_id"] == "dario"
+    assert assigned["details"]["account"] == "U2000001" and assigned["details"]["shares"] == 100
+    flatten = store.get(C.EXECUTIONS, "SP-20261125-QQQ-dario-FLATTEN")
+    assert flatten is not None and flatten["outcome"] == "FILLED" and flatten["filled"] == 100
+    assert "Next morning (2026-11-25) pre-open check at 08:30" in out
+
+    # the outbox holds the delivered alerts: Telegram for WARNING and CRITICAL, email
+    # for CRITICAL (the default routing), one file per delivery
+    alerts = [a.data for a in store.query(C.ALERTS)]
+    telegram = sorted((data / "outbox" / "telegram").glob("*.json"))
+    email = sorted((data / "outbox" / "email").glob("*.eml"))
+    assert len(telegram) == sum(a["severity"] in {"WARNING", "CRITICAL"} for a in alerts)
+    assert len(email) == sum(a["severity"] == "CRITICAL" for a in alerts)
+    assert any("ASSIGNMENT_DETECTED" in f.read_text() for f in email)
+    deliveries = [d.data["status"] for d in store.query(C.ALERT_DELIVERIES)]
+    assert deliveries and set(deliveries) == {"SENT"}
+    health = {d.id: d.data["status"] for d in store.query(C.HEALTH)}
+    assert health == {"gateway-agent": "ok", "health-ping": "ok"}
 
 
 def test_orders_and_trace_tell_the_same_story(

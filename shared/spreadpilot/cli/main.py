@@ -181,13 +181,13 @@ def orders(
     trade_day = date.fromisoformat(day) if day else ny_date(c.clock.now())
     sid = signal_id(trade_day, c.settings.signal_ticker)
     dispatched = (c.store.get(C.DISPATCHES, sid) or {}).get("followers", {})
-    found = {o.follower_id: o for o in orders_for_signal(c.store, sid)}
+    found = orders_for_signal(c.store, sid)
     if not dispatched and not found:
         out.print(f"no orders for {trade_day} (signal {sid} not dispatched)")
         return
     followers = {snap.id: snap.data for snap in c.store.query(C.FOLLOWERS)}
     out.print(orders_table(dispatched, followers, found, f"Orders for {sid}"))
-    out.print(totals_line(totals(list(found.values()))))
+    out.print(totals_line(totals(found)))
 
 
 @app.command()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -20,60 +20,78 @@ def _money(value: Decimal | None) -> str:
 def orders_table(
     dispatched: Mapping[str, Mapping[str, Any]],
     followers: Mapping[str, Mapping[str, Any]],
-    orders: Mapping[str, OrderSummary],
+    orders: Sequence[OrderSummary],
     title: str,
 ) -> Table:
-    """Every dispatched follower: why it was skipped, or what the agent did at IB."""
+    """Every dispatched follower: why it was skipped, or each of its orders at IB (the
+    opening sale, then any close)."""
     table = Table(
         "follower",
         "account",
-        "gateway",
+        "order",
         "outcome",
         "filled",
-        "credit",
-        "ladder steps",
-        "time to fill",
+        "price",
+        "steps",
+        "to fill",
         "orderRef / reason",
         title=title,
     )
     table.columns[-1].overflow = "fold"
     table.columns[-1].min_width = 27  # a whole orderRef on one line
-    for fid in sorted(set(dispatched) | set(orders)):
-        order = orders.get(fid)
-        if order is None:
+    by_follower: dict[str, list[OrderSummary]] = {}
+    for order in orders:
+        by_follower.setdefault(order.follower_id, []).append(order)
+    for fid in sorted(set(dispatched) | set(by_follower)):
+        if fid not in by_follower:
             o = dispatched[fid]
             record = followers.get(fid, {})
             published = o["status"] == "PUBLISHED"
             table.add_row(
                 fid,
                 str(record.get("ib_account", "")),
-                str(record.get("gateway_id", "")),
+                "-",
                 "NOT EXECUTED YET" if published else str(o["status"]),
                 *["-"] * 4,
                 str(o["order_ref"] or o["reason"]),
             )
             continue
-        ttf = order.time_to_fill
-        table.add_row(
-            fid,
-            order.account,
-            order.gateway_id,
-            order.outcome,
-            f"{order.filled}/{order.quantity}",
-            _money(order.avg_fill_credit),
-            str(order.ladder_steps),
-            f"{ttf.total_seconds():.0f} s" if ttf is not None else "-",
-            order.order_ref if order.outcome == "FILLED" else f"{order.order_ref}: {order.reason}",
-        )
+        for order in by_follower[fid]:
+            ttf = order.time_to_fill
+            table.add_row(
+                fid,
+                order.account,
+                order.purpose,
+                order.outcome,
+                f"{order.filled}/{order.quantity}",
+                _price(order.net_price),
+                str(order.ladder_steps) if order.purpose == "OPEN" else "-",
+                f"{ttf.total_seconds():.0f} s" if ttf is not None else "-",
+                order.order_ref
+                if order.outcome == "FILLED"
+                else f"{order.order_ref}: {order.reason}",
+            )
     return table
+
+
+def _usd(value: Decimal) -> str:
+    return f"-${-value:,.2f}" if value < 0 else f"${value:,.2f}"
+
+
+def _price(value: Decimal | None) -> str:
+    """A credit as $0.85, a debit as -$1.44 (per share)."""
+    if value is None:
+        return "-"
+    return f"-${cents(-value)}" if value < 0 else f"${cents(value)}"
 
 
 def totals_line(t: Totals) -> str:
     outcomes = ", ".join(f"{n} {k}" for k, n in t.outcomes.items()) or "none"
+    paid = f", paid ${t.debit:,.2f} to close" if t.debit else ""
     return (
         f"Totals: {t.orders} orders ({outcomes}); {t.contracts_filled} of "
-        f"{t.contracts_requested} contracts filled; credit ${t.premium:,.2f}, "
-        f"commissions ${t.commission:,.2f}, net ${t.net:,.2f}"
+        f"{t.contracts_requested} contracts opened; credit ${t.premium:,.2f}{paid}, "
+        f"commissions ${t.commission:,.2f}, net {_usd(t.net)}"
     )
 
 
@@ -82,7 +100,7 @@ def trace_header(doc: Mapping[str, Any], order: OrderSummary) -> str:
         f"{order.order_ref}  follower {order.follower_id}  account {order.account}  "
         f"gateway {order.gateway_id}  signal {doc.get('signal_id', '')}\n"
         f"outcome {order.outcome}: {order.filled}/{order.quantity} filled at "
-        f"{_money(order.avg_fill_credit)}, commission {_money(order.commission)}, "
+        f"{_price(order.net_price)}, commission {_money(order.commission)}, "
         f"IB permId {doc.get('perm_id') or '-'}"
         + (f"\nreason: {order.reason}" if order.reason else "")
     )

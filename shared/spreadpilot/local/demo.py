@@ -27,17 +27,19 @@ from spreadpilot.cli.views import orders_table, totals_line
 from spreadpilot.domain.calendar import NEW_YORK, MarketCalendar, ny_date, ny_datetime
 from spreadpilot.domain.sheet import SHEET_HEADER
 from spreadpilot.local.gateways import SimulatedGateways, accounts_by_gateway
-from spreadpilot.local.morning import run_schedule
+from spreadpilot.local.morning import MorningReport, run_schedule
 from spreadpilot.platform import collections as C
 from spreadpilot.platform.clock import SimClock, SystemClock
 from spreadpilot.platform.logs import configure_logging
 from spreadpilot.platform.schedules import Job
 from spreadpilot.platform.settings import load_settings
 from spreadpilot.platform.wiring import Container
+from spreadpilot.ports.store import Filter
 from spreadpilot.services.followers import parse_followers, save_followers
 from spreadpilot.services.traces import orders_for_signal, totals
 
 MARKER = ".spreadpilot-demo"
+HOSTED = frozenset({"gateway-agent"})  # its jobs go to the agent the demo drives
 HEADER = list(SHEET_HEADER)
 
 
@@ -73,11 +75,21 @@ def run_demo(out: Console, data_dir: Path, day: date | None = None) -> None:
     if not cal.is_trading_day(day):
         raise ValueError(f"{day} is not an NYSE trading day; pick another --date")
     _fresh_dir(data_dir)
-    configure_logging("demo", "WARNING", "text")  # the functions it hosts log here too
+    # A whole day's lines (the functions and the agent it hosts) go to a file, as
+    # Cloud Logging would hold them; the console gets the report.
+    configure_logging("demo", "INFO", "json", file=data_dir / "demo.log")
     settings = load_settings(
-        mode="embedded", data_dir=data_dir, log_format="text", log_level="WARNING"
+        mode="embedded",
+        data_dir=data_dir,
+        log_format="json",
+        log_level="INFO",
+        health_port=0,
+        embedded_durable=False,  # a simulated day in seconds: fsync at checkpoints only
+        alert_telegram_chat_ids=["-1001000000001"],
+        alert_email_to=["operator@example.com"],
+        status_base_url="http://127.0.0.1:8080",
     )
-    start, end = ny_datetime(day, time(9, 25)), ny_datetime(day, time(9, 45))
+    start, end = ny_datetime(day, time(9, 25)), ny_datetime(day, time(16, 10))
     clock = SimClock(start)
     c = Container(settings, clock=clock)
 
@@ -98,19 +110,56 @@ def run_demo(out: Console, data_dir: Path, day: date | None = None) -> None:
             _write_sheet(settings.sheet_csv_path, [*history, complete])
 
     out.print(
-        f"[bold]SpreadPilot demo[/] - simulated morning of {day} (New York), embedded platform\n"
+        f"[bold]SpreadPilot demo[/] - simulated trading day of {day} and the next morning "
+        "(New York), embedded platform\n"
     )
     gateways = SimulatedGateways(clock, accounts_by_gateway(followers), scenarios)
     with gateways, gateways.agent(c) as agent:
         ports = ", ".join(f"{g} 127.0.0.1:{gw.port}" for g, gw in gateways.running.items())
-        report = run_schedule(
-            c, clock, start, end, before_tick=strategist, after_tick=lambda *_: agent.process()
-        )
 
+        def before(moment: datetime, job: Job) -> None:
+            strategist(moment, job)
+            agent.tick()
+
+        def after(moment: datetime, job: Job) -> None:
+            agent.process()
+
+        def run(since: datetime, until: datetime) -> MorningReport:
+            return run_schedule(
+                c, clock, since, until, before_tick=before, after_tick=after, hosted=HOSTED
+            )
+
+        report = run(start, end)
+        # The night: only the health pings (and the agent's heartbeat) have work.
+        next_day = cal.next_trading_day(day, include=False)
+        dawn = ny_datetime(next_day, time(8, 25))
+        night = run(max(end, clock.now()), dawn)
+        early = run(dawn, ny_datetime(next_day, time(9, 35)))
+
+    _print_day(out, c, day, next_day, ports)
+    out.print(
+        f"\n{report.ticks + night.ticks + early.ticks} scheduler ticks, "
+        f"{report.handled + night.handled + early.handled} messages delivered to the "
+        f"functions, {agent.processed} messages executed by the gateway agent"
+    )
+    out.print(
+        f"\nStore:  {data_dir / 'store.db'} (SQLite)\nBus:    {data_dir / 'bus.db'}"
+        f"\nSheet:  {settings.sheet_csv_path}\nOutbox: {settings.outbox_dir}"
+        f"\nLogs:   {data_dir / 'demo.log'} (Cloud Logging JSON, one line per event)"
+    )
+    inspect = f"SPREADPILOT_DATA_DIR={data_dir} .venv/bin/spreadpilot"
+    out.print(f"Inspect: {inspect} orders --date {day}", highlight=False)
+    out.print(f"         {inspect} trace SP-{day:%Y%m%d}-QQQ-alice-CLOSE", highlight=False)
+    out.print("         (also: alerts, alerts deliveries, intents, followers list, dead-letters)")
+
+
+def _print_day(out: Console, c: Container, day: date, next_day: date, ports: str) -> None:
+    """The report: the signal, every order, the incidents, the next morning, health."""
     runs = Table("time (ET)", "signal poller", "detail", title="Signal poll runs")
-    for snap in c.store.query(C.JOB_RUNS, order_by="ran_at"):
+    for snap in c.store.query(C.JOB_RUNS, [Filter("job", "==", "signal-poll")], order_by="ran_at"):
         d = snap.data
-        runs.add_row(f"{d['ran_at'].astimezone(NEW_YORK):%H:%M:%S}", d["status"], d["detail"])
+        if ny_date(d["ran_at"]) == day:
+            runs.add_row(f"{d['ran_at'].astimezone(NEW_YORK):%H:%M:%S}", d["status"], d["detail"])
     out.print(runs)
 
     sid = f"{day.isoformat()}_QQQ"
@@ -123,25 +172,43 @@ def run_demo(out: Console, data_dir: Path, day: date | None = None) -> None:
             f"= Bull Put sell {s['sell_put']} / buy {s['buy_put']}, {s['qty_per_leg']} per leg"
         )
     records = {snap.id: snap.data for snap in c.store.query(C.FOLLOWERS)}
-    orders = {o.follower_id: o for o in orders_for_signal(c.store, sid)}
+    orders = orders_for_signal(c.store, sid)
     title = f"Orders (gateway agent -> IB Gateway simulators {ports}, real ib_async)"
     out.print(orders_table(disp.get("followers", {}), records, orders, title))
-    out.print("\n" + totals_line(totals(list(orders.values()))))
+    out.print(totals_line(totals(orders)))
 
-    alerts = c.store.query(C.ALERTS)
+    alerts = sorted((a.data for a in c.store.query(C.ALERTS)), key=lambda a: a["time"])
+    incidents = Table("time (ET)", "alert", "follower", "message", title="Alerts, in order")
+    incidents.columns[-1].overflow = "fold"
+    for a in alerts:
+        at = datetime.fromisoformat(a["time"]).astimezone(NEW_YORK)
+        incidents.add_row(f"{at:%a %H:%M}", a["type"], a.get("follower_id") or "-", a["message"])
+    out.print(incidents)
+
+    preopen = [
+        snap.data
+        for snap in c.store.query(C.JOB_RUNS, [Filter("job", "==", "pre-open-check")])
+        if ny_date(snap.data["ran_at"]) == next_day
+    ]
+    for run in preopen:
+        out.print(
+            f"\nNext morning ({next_day}) pre-open check at "
+            f"{run['ran_at'].astimezone(NEW_YORK):%H:%M}: {run['status']} - {run['detail']}"
+        )
+    flatten = orders_for_signal(c.store, f"{next_day.isoformat()}_QQQ")
+    if flatten:
+        out.print(orders_table({}, records, flatten, f"Orders of {next_day}"))
+
+    health = {snap.id: snap.data for snap in c.store.query(C.HEALTH)}
+    if health:
+        out.print(
+            "\nHealth: "
+            + ", ".join(f"{k} {v.get('status', '?')}" for k, v in sorted(health.items()))
+        )
+    outbox = c.settings.outbox_dir
+    chats = len(list((outbox / "telegram").glob("*.json")))
+    mails = len(list((outbox / "email").glob("*.eml")))
     out.print(
-        f"\n{report.ticks} scheduler ticks, {report.handled} messages delivered; "
-        f"{len(disp.get('followers', {}))} followers dispatched, {agent.agent.processed} order "
-        f"messages executed by the gateway agent; {len(alerts)} alerts"
-        + "".join(f"\n  {a.data['type']}: {a.data['message']}" for a in alerts)
+        f"Alerts: {len(alerts)} raised; delivered {chats} Telegram messages and {mails} emails "
+        f"into the outbox ({outbox})"
     )
-    out.print(
-        f"\nStore:  {data_dir / 'store.db'} (SQLite)\nBus:    {data_dir / 'bus.db'}"
-        f"\nSheet:  {settings.sheet_csv_path}\nOutbox: {settings.outbox_dir}"
-    )
-    inspect = f"SPREADPILOT_DATA_DIR={data_dir} .venv/bin/spreadpilot"
-    out.print(f"Inspect: {inspect} orders --date {day}", highlight=False)
-    first = next((o.order_ref for o in orders.values() if o.placed_at), None)
-    if first:
-        out.print(f"         {inspect} trace {first}", highlight=False)
-    out.print("         (also: intents, followers list, alerts, dead-letters)")

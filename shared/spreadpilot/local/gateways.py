@@ -45,7 +45,9 @@ class SimulatedGateways:
         accounts: Mapping[str, list[str]],
         scenarios: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
-        unknown = sorted(set(scenarios or {}) - set(accounts))
+        # keys starting with "x-" hold YAML anchors shared by the entries (compose style)
+        scenarios = {k: v for k, v in (scenarios or {}).items() if not k.startswith("x-")}
+        unknown = sorted(set(scenarios) - set(accounts))
         if unknown:
             raise ValueError(
                 f"gateway scenario(s) {', '.join(unknown)} name no follower's gateway_id; "
@@ -53,7 +55,7 @@ class SimulatedGateways:
             )
         self.clock = clock
         self.accounts = {gid: list(a) for gid, a in accounts.items()}
-        self.scenarios = {gid: dict((scenarios or {}).get(gid, {})) for gid in accounts}
+        self.scenarios = {gid: dict(scenarios.get(gid, {})) for gid in accounts}
         self.running: dict[str, Gateway] = {}
 
     def __enter__(self) -> SimulatedGateways:
@@ -62,6 +64,8 @@ class SimulatedGateways:
         try:
             for gid, accounts in self.accounts.items():
                 raw = {
+                    # IB's pacing counts wall seconds: meaningless on a simulated clock
+                    "pacing": {"enabled": False},
                     **self.scenarios[gid],
                     "clock": {"start": self.clock.now(), "speed": "sim"},
                     "accounts": accounts,
@@ -100,16 +104,19 @@ class SimulatedGateways:
         from gateway.agent import Agent
         from gateway.health import SimulatorRestarter
 
-        agent = Agent(container, self.configs(), holder="gateway-agent:embedded")
+        simulated = getattr(self.clock, "set", None) is not None
+        agent = Agent(container, self.configs(), holder="gateway-agent:embedded", unpaced=simulated)
         agent.health.restarter = SimulatorRestarter(self.running)  # a hung one is restarted
         return EmbeddedAgent(agent)
 
 
 class EmbeddedAgent:
-    """The gateway agent kept connected across a simulated morning, driven tick by tick.
+    """The gateway agent kept connected across a simulated day, driven tick by tick.
 
-    `process()` executes what the bus holds for it now, its ladders moving the
-    simulated clock; call it after each scheduler tick (see `run_schedule`).
+    `tick()` does what the agent's own loops do between two scheduler ticks
+    (reconnects with their backoff, the gateway health checks, the heartbeat);
+    `process()` executes what the bus holds for it (orders, then commands: the
+    risk jobs), its ladders and closes moving the simulated clock.
     """
 
     def __init__(self, agent: Agent) -> None:
@@ -119,6 +126,8 @@ class EmbeddedAgent:
 
     def __enter__(self) -> EmbeddedAgent:
         self.loop.run_until_complete(self.agent.connect_all())
+        # this host runs the checks (tick), so they alone raise the outage alerts
+        self.agent.health.running = True
         return self
 
     def __exit__(
@@ -127,14 +136,22 @@ class EmbeddedAgent:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self.agent.health.running = False
         try:
             self.loop.run_until_complete(self.agent.close())
         finally:
             self.loop.close()
 
+    def tick(self) -> None:
+        self.loop.run_until_complete(self._tick())
+
+    async def _tick(self) -> None:
+        await self.agent.reconnect_due()
+        await self.agent.health.check_once()
+        self.agent.heartbeat()
+
     def process(self) -> int:
-        # a gateway that dropped since the last tick reconnects first (its backoff applies)
-        self.loop.run_until_complete(self.agent.connect_all())
         n = self.loop.run_until_complete(self.agent.process_pending())
+        n += self.loop.run_until_complete(self.agent.commands.process_pending())
         self.processed += n
         return n

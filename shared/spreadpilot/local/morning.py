@@ -4,7 +4,7 @@ the same functions and services as GCP, a trading morning in seconds."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -32,6 +32,7 @@ def run_schedule(
     *,
     before_tick: Callable[[datetime, Job], None] | None = None,
     after_tick: Callable[[datetime, Job], object] | None = None,
+    hosted: Iterable[str] = (),
 ) -> MorningReport:
     """Fire every job due in [start, end) whose consumer is a function we have,
     delivering each tick and everything it causes before the next one.
@@ -39,9 +40,11 @@ def run_schedule(
     `after_tick` runs once the tick's messages are delivered (the demo's gateway
     agent executes the orders there); what it publishes is delivered before the
     next tick. A job due before the clock (a ladder moved it on) fires late, as a
-    delayed Cloud Scheduler tick would."""
+    delayed Cloud Scheduler tick would. Jobs of a `hosted` consumer (the demo's
+    gateway agent, driven by the hooks) are published too."""
     use_container(c)
     functions = set(available_functions())
+    hosts = set(hosted)
     handlers = {
         sub.push: load_function(sub.push)
         for sub in c.topology.subscriptions.values()
@@ -50,7 +53,7 @@ def run_schedule(
     runner = LocalRunner(c.bus, c.topology, handlers, clock)
     report = MorningReport()
     for moment, job in timeline(start, end):
-        if job.consumer not in handlers:
+        if job.consumer not in handlers and job.consumer not in hosts:
             report.skipped_jobs.add(job.name)
             continue
         if moment > clock.now():

@@ -14,6 +14,7 @@ import sys
 import threading
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 _labels: ContextVar[dict[str, str] | None] = ContextVar("log_labels", default=None)
@@ -121,9 +122,19 @@ class _StdHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def configure_logging(
-    component: str, level: str = "INFO", fmt: str = "json", project: str | None = None
+    component: str,
+    level: str = "INFO",
+    fmt: str = "json",
+    project: str | None = None,
+    file: Path | None = None,
 ) -> None:
-    handler = _StdHandler("stdout" if fmt == "json" else "stderr")
+    """Every line to stdout (JSON) or stderr (text), or to `file` (the demo keeps a
+    whole simulated day's lines beside its data rather than on the console)."""
+    handler: logging.Handler = (
+        logging.FileHandler(file, encoding="utf-8")
+        if file is not None
+        else _StdHandler("stdout" if fmt == "json" else "stderr")
+    )
     handler.set_name(HANDLER_NAME)
     handler.setFormatter(
         CloudJsonFormatter(component, project) if fmt == "json" else TextFormatter()
@@ -131,7 +142,8 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("urllib3", "google", "grpc", "werkzeug", "asyncio"):
+    # ib_async logs every order event at INFO: ours (order_<event>) say it once
+    for noisy in ("urllib3", "google", "grpc", "werkzeug", "asyncio", "httpx", "ib_async"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     firestore_database: str = "(default)"
     rpc_timeout_seconds: float = Field(10.0, gt=0, le=120, description="every cloud call's timeout")
     secrets_dir: Path | None = Field(None, description="embedded: one file per secret")
+    embedded_durable: bool = Field(
+        True,
+        description="embedded store and bus fsync every commit (survives power loss); "
+        "false: a killed process loses nothing, a machine crash may (demos)",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     clock_start: datetime | None = Field(

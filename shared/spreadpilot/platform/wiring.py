@@ -56,7 +56,7 @@ class Container:
         from spreadpilot.adapters.embedded.sqlite_store import SqliteStore
 
         s.data_dir.mkdir(parents=True, exist_ok=True)
-        return SqliteStore(s.data_dir / "store.db")
+        return SqliteStore(s.data_dir / "store.db", durable=s.embedded_durable)
 
     @cached_property
     def bus(self) -> Bus:
@@ -68,7 +68,9 @@ class Container:
         from spreadpilot.adapters.embedded.local_bus import LocalBus
 
         s.data_dir.mkdir(parents=True, exist_ok=True)
-        return LocalBus(s.data_dir / "bus.db", self.topology, self.clock)
+        return LocalBus(
+            s.data_dir / "bus.db", self.topology, self.clock, durable=s.embedded_durable
+        )
 
     @cached_property
     def secrets(self) -> Secrets:

@@ -37,6 +37,8 @@ class JobTick(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     job: Literal["pre-open-check", "time-value-check", "eod-check"]
+    #: the local scheduler says when the tick was due (Cloud Scheduler's body is the job)
+    scheduled_time: AwareDatetime | None = None
 
 
 class EmergencyClose(BaseModel):

@@ -205,10 +205,19 @@ class HealthPing:
         until = now - grace
         state = self.store.get(C.HEALTH, JOB) or {}
         checked = state.get("jobs_checked_until")
-        since = checked if isinstance(checked, datetime) else until
-        since = max(since, until - MAX_GAP)
-        missed: dict[str, list[str]] = {}
         watched = [j for j in self.jobs.values() if j.records_runs]
+        if not isinstance(checked, datetime):
+            # the first check: nothing was watched before it, so nothing before it is
+            # missed (a fresh deployment does not report the minutes before it existed)
+            self._remember(jobs_checked_until=now)
+            return {
+                "status": OK,
+                "watched": sorted(j.name for j in watched),
+                "checked_until": now.isoformat(),
+                "missed": {},
+            }
+        since = max(checked, until - MAX_GAP)
+        missed: dict[str, list[str]] = {}
         for job in watched:
             due = job.fire_times(since, until)
             if not due:
@@ -254,7 +263,7 @@ class HealthPing:
                 ),
                 raised,
             )
-        self._remember(jobs_checked_until=until)
+        self._remember(jobs_checked_until=max(until, checked))
         return {
             "status": DEGRADED if missed else OK,
             "watched": sorted(j.name for j in watched),

@@ -10,16 +10,21 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from spreadpilot.domain.money import cents
+from spreadpilot.domain.orders import Purpose
 from spreadpilot.platform import collections as C
 from spreadpilot.ports.store import Filter, Store
 
 #: A spread is quoted per share; one contract is 100 shares.
 MULTIPLIER = 100
+_PURPOSES = frozenset(p.value for p in Purpose)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _dec(value: Any) -> Decimal | None:
@@ -52,6 +57,7 @@ class OrderSummary:
     filled_at: datetime | None
     first_report_at: datetime | None
     reason: str
+    fills: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> OrderSummary:
@@ -73,7 +79,31 @@ class OrderSummary:
             filled_at=_time(doc.get("filled_at")),
             first_report_at=_time(doc.get("first_report_at")),
             reason=str(doc.get("reason") or ""),
+            fills=tuple(doc.get("fills") or ()),
         )
+
+    @property
+    def purpose(self) -> str:
+        """OPEN, CLOSE, EOD, EMERGENCY or FLATTEN: the orderRef says it."""
+        parts = self.order_ref.split("-")
+        return next((p for p in reversed(parts) if p in _PURPOSES), "")
+
+    @property
+    def net_price(self) -> Decimal | None:
+        """Per share and contract, from the leg fills: positive a credit received (an
+        opening sale), negative a debit paid (a close buying the spread back)."""
+        if self.avg_fill_credit is not None:
+            return self.avg_fill_credit
+        if not self.filled or not self.fills:
+            return None
+        net = sum(
+            (
+                Decimal(str(f["price"])) * int(f["quantity"]) * (1 if f["side"] == "SLD" else -1)
+                for f in self.fills
+            ),
+            Decimal(0),
+        )
+        return net / self.filled
 
     @property
     def time_to_fill(self) -> timedelta | None:
@@ -83,42 +113,49 @@ class OrderSummary:
         return self.filled_at - self.placed_at
 
     @property
-    def premium(self) -> Decimal:
-        """Credit collected in USD before commissions: fill credit x filled x 100."""
-        if self.avg_fill_credit is None or not self.filled:
+    def cash(self) -> Decimal:
+        """USD before commissions: + the credit an opening sale collected, - the debit
+        a close paid (net price x filled x 100)."""
+        price = self.net_price
+        if price is None or not self.filled:
             return Decimal(0)
-        return cents(self.avg_fill_credit * self.filled * MULTIPLIER)
+        return cents(price * self.filled * MULTIPLIER)
 
 
 @dataclass(frozen=True)
 class Totals:
     orders: int
-    contracts_requested: int
+    contracts_requested: int  # by the opening orders
     contracts_filled: int
-    premium: Decimal
+    premium: Decimal  # credit collected
+    debit: Decimal  # paid to close (positive)
     commission: Decimal
     outcomes: dict[str, int]
 
     @property
     def net(self) -> Decimal:
-        return self.premium - self.commission
+        return self.premium - self.debit - self.commission
 
 
 def totals(orders: list[OrderSummary]) -> Totals:
+    opens = [o for o in orders if o.purpose == Purpose.OPEN.value]
     return Totals(
         orders=len(orders),
-        contracts_requested=sum(o.quantity for o in orders),
-        contracts_filled=sum(o.filled for o in orders),
-        premium=sum((o.premium for o in orders), Decimal(0)),
+        contracts_requested=sum(o.quantity for o in opens),
+        contracts_filled=sum(o.filled for o in opens),
+        premium=sum((o.cash for o in orders if o.cash > 0), Decimal(0)),
+        debit=-sum((o.cash for o in orders if o.cash < 0), Decimal(0)),
         commission=sum((o.commission for o in orders), Decimal(0)),
         outcomes=dict(sorted(Counter(o.outcome for o in orders).items())),
     )
 
 
 def orders_for_signal(store: Store, signal_id: str) -> list[OrderSummary]:
-    """Every follower's order for one signal (e.g. ``2026-11-25_QQQ``), by follower."""
+    """Every order of one signal's day (e.g. ``2026-11-25_QQQ``): each follower's
+    opening order and any close, by follower then time."""
     docs = store.query(C.EXECUTIONS, [Filter("signal_id", "==", signal_id)])
-    return sorted((OrderSummary.from_doc(d.data) for d in docs), key=lambda o: o.follower_id)
+    orders = [OrderSummary.from_doc(d.data) for d in docs]
+    return sorted(orders, key=lambda o: (o.follower_id, o.first_report_at or _EPOCH))
 
 
 @dataclass(frozen=True)

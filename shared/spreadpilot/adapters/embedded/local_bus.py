@@ -166,12 +166,14 @@ class LocalBus:
         *,
         project: str = "local",
         busy_timeout: float = 30.0,
+        durable: bool = True,
     ) -> None:
         self._path = Path(path)
         self._topology = topology
         self._clock = clock
         self._project = project
         self._busy_timeout = busy_timeout
+        self._sync = "FULL" if durable else "NORMAL"  # see SqliteStore's `durable`
         self._local = threading.local()
         self._check_topology()
         self._path.parent.mkdir(parents=True, exist_ok=True)
@@ -414,7 +416,7 @@ class LocalBus:
         if conn is None or getattr(self._local, "pid", None) != os.getpid():
             conn = sqlite3.connect(self._path, timeout=self._busy_timeout, isolation_level=None)
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
-            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute(f"PRAGMA synchronous = {self._sync}")
             self._local.conn = conn
             self._local.pid = os.getpid()
         return conn

@@ -245,6 +245,30 @@ def _matches(data: Document, f: Filter) -> bool:
     return key >= target
 
 
+_PLAIN_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+_SQL_OPS = {"==": "=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+
+
+def _prefilter(filters: Sequence[Filter]) -> tuple[str, list[Any]]:
+    """SQL conditions that narrow the scan before documents are decoded: equality on
+    text and comparisons on datetimes (stored as fixed-width UTC text, so text order
+    is time order). Only a superset is selected; `_select` applies every filter with
+    Firestore's semantics afterwards (a range on a datetime matches datetimes only,
+    as in Firestore, so nothing it would keep is left out)."""
+    where, params = "", []
+    for f in filters:
+        op = _SQL_OPS.get(f.op)
+        if op is None or not _PLAIN_PATH.fullmatch(f.field):
+            continue
+        if isinstance(f.value, datetime) and f.value.utcoffset() is not None:
+            where += f" AND json_extract(data, '$.{f.field}.\"{_DT_TAG}\"') {op} ?"
+            params.append(_utc_text(f.value))
+        elif isinstance(f.value, str) and op == "=":
+            where += f" AND json_extract(data, '$.{f.field}') = ?"
+            params.append(f.value)
+    return where, params
+
+
 def _select(
     rows: Iterable[tuple[str, Document]],
     filters: Sequence[Filter],
@@ -301,8 +325,19 @@ _SCHEMA = (
 class SqliteStore:
     """Store on one SQLite file; safe for many processes and threads at once."""
 
-    def __init__(self, path: Path, busy_timeout: float = 5.0, write_attempts: int = 5) -> None:
+    def __init__(
+        self,
+        path: Path,
+        busy_timeout: float = 5.0,
+        write_attempts: int = 5,
+        *,
+        durable: bool = True,
+    ) -> None:
+        """`durable`: every commit is fsynced (survives power loss; for money). False
+        syncs at checkpoints only: a commit survives a killed process, not a machine
+        crash (demos, benches: several times fewer fsyncs)."""
         self.path = Path(path)
+        self.durable = durable
         self.busy_timeout = busy_timeout
         self.write_attempts = write_attempts
         self._local = threading.local()
@@ -325,7 +360,8 @@ class SqliteStore:
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise StoreError(f"{self.path}: cannot use WAL (journal_mode is {mode})")
-            conn.execute("PRAGMA synchronous = FULL")  # money: a commit survives power loss
+            # money: a commit survives power loss (NORMAL: a process crash only)
+            conn.execute(f"PRAGMA synchronous = {'FULL' if self.durable else 'NORMAL'}")
         except BaseException:
             conn.close()
             raise
@@ -419,7 +455,11 @@ class SqliteStore:
     ) -> list[Snapshot]:
         check_path(collection)
         check_query(filters, order_by, descending, limit)
-        rows = self._read("SELECT id, data FROM documents WHERE collection = ?", (collection,))
+        where, params = _prefilter(filters)
+        rows = self._read(
+            f"SELECT id, data FROM documents WHERE collection = ?{where}",  # noqa: S608
+            (collection, *params),
+        )
         return _select(
             ((doc_id, _loads(text)) for doc_id, text in rows), filters, order_by, descending, limit
         )

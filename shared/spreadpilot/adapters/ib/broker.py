@@ -292,17 +292,19 @@ class IBBroker:
         timeout: float = 10.0,
         ib: IB | None = None,
         clock: Clock | None = None,
-        pacing_per_second: int = 45,
+        pacing_per_second: int | None = 45,
     ) -> None:
         """`accounts`: the accounts this connection may trade (None: any account the
         login manages); with exactly one, orders naming no account use it.
         `timeout`: seconds for each request or acknowledgement. `ib`: an ib_async IB
         to use (its client gets the dry-run guard too). `clock`: dates quotes.
         `pacing_per_second`: messages per second this connection sends at most (IB
-        disconnects above 50); ib_async's client queues the excess."""
+        disconnects above 50); ib_async's client queues the excess. None: no
+        throttle, only for a simulator on a simulated clock, where a trading day
+        passes in seconds and a wall-clock message rate means nothing."""
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout}")
-        if not 1 <= pacing_per_second <= 50:
+        if pacing_per_second is not None and not 1 <= pacing_per_second <= 50:
             raise ValueError(f"pacing_per_second must be 1..50, got {pacing_per_second}")
         self.host = host
         self.port = int(port)
@@ -315,11 +317,14 @@ class IBBroker:
         # jitter (IB counts arrivals within any second: a burst arriving 50 ms late runs
         # into the next one, 90 "within a second", error 100); at most 10 within any
         # 10/45 s tolerates ~150 ms.
-        burst = min(_PACING_BURST, pacing_per_second)
-        self._ib.client.MaxRequests = burst
-        interval: Any = burst / pacing_per_second  # seconds; ib_async annotates int
-        self._ib.client.RequestsInterval = interval
-        self._pacing = pacing_per_second
+        if pacing_per_second is None:
+            self._ib.client.MaxRequests = 0  # ib_async: 0 disables its throttle
+        else:
+            burst = min(_PACING_BURST, pacing_per_second)
+            self._ib.client.MaxRequests = burst
+            interval: Any = burst / pacing_per_second  # seconds; ib_async annotates int
+            self._ib.client.RequestsInterval = interval
+        self._pacing = pacing_per_second or 1000
         self._dry_run = False
         self._connects = 0
         self._orders: dict[str, _Tracked] = {}
