@@ -29,12 +29,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
 import logging
 import shlex
+import socket
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from spreadpilot.domain.alerts import Alert, AlertType, Severity
@@ -98,6 +101,56 @@ class CommandRestarter:
         if proc.returncode != 0:
             text = out.decode(errors="replace").strip()[:300]
             raise RestartFailed(f"{' '.join(argv)} exited {proc.returncode}: {text}")
+
+
+class DockerRestarter:
+    """Production on the VM: the agent runs in a container, so no systemctl. It kills
+    the gateway's container through the Docker Engine API on the mounted socket; the
+    gateway's systemd unit (Restart=always) then starts a fresh one, fetching the
+    login's secret again (terraform/modules/gateway_boot). Stdlib HTTP over a Unix
+    socket: one POST does not deserve a Docker SDK dependency."""
+
+    def __init__(self, socket_path: Path, container: str, timeout: float = 30.0) -> None:
+        self.socket_path = socket_path
+        self.container = container
+        self.timeout = timeout
+
+    async def restart(self, gateway_id: str) -> None:
+        name = self.container.format(gateway_id=gateway_id)
+        status, body = await asyncio.to_thread(self._post, f"/containers/{name}/kill")
+        if status == 404:
+            raise RestartFailed(f"container {name} not found on {self.socket_path}: {body}")
+        if status >= 300:
+            raise RestartFailed(f"docker kill {name}: HTTP {status} {body}")
+
+    def _post(self, path: str) -> tuple[int, str]:
+        conn = _UnixHTTPConnection(self.socket_path, self.timeout)
+        try:
+            conn.request("POST", path, headers={"Host": "docker"})
+            response = conn.getresponse()
+            return response.status, response.read().decode(errors="replace").strip()[:300]
+        except OSError as exc:
+            raise RestartFailed(f"Docker socket {self.socket_path}: {exc}") from exc
+        finally:
+            conn.close()
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: Path, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = str(path)
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self.socket_path)
+        self.sock = sock
+
+
+def restarter_from_settings(settings: Any) -> GatewayRestarter:
+    if settings.health_restarter == "docker":
+        return DockerRestarter(settings.health_docker_socket, settings.health_restart_container)
+    return CommandRestarter(settings.health_restart_command)
 
 
 class SimulatorRestarter:
@@ -213,7 +266,7 @@ class AgentHealth:
         self.config = config or HealthConfig.from_settings(settings)
         self.restarter: GatewayRestarter | None = restarter
         if restarter is None and settings.mode == "gcp":
-            self.restarter = CommandRestarter(settings.health_restart_command)
+            self.restarter = restarter_from_settings(settings)
         self.gateways = {gid: GatewayHealth(gid) for gid in agent.connections}
         self.running = False
         self.store_check: dict[str, Any] = {"status": DEGRADED, "detail": "no heartbeat yet"}

@@ -178,6 +178,18 @@ class Settings(BaseSettings):
     health_restart_backoff_seconds: float = Field(
         60.0, ge=0, le=3600, description="first wait before restarting a hung gateway (doubles)"
     )
+    health_restarter: Literal["docker", "command"] = Field(
+        "docker",
+        description="how a hung IB Gateway is restarted: docker = kill its container through "
+        "the Docker socket (its systemd unit starts a fresh one), command = run "
+        "health_restart_command",
+    )
+    health_docker_socket: Path = Field(
+        Path("/var/run/docker.sock"), description="the VM's Docker socket (mounted in the agent)"
+    )
+    health_restart_container: str = Field(
+        "ib-gateway-{gateway_id}", description="a gateway's container ({gateway_id} = its login)"
+    )
     health_restart_command: str = Field(
         "systemctl restart ib-gateway-{gateway_id}.service",
         description="command that restarts one hung IB Gateway ({gateway_id} = its login)",

@@ -18,7 +18,9 @@ locals {
     }
     alerts = {
       description = "Alerts raised (one line per alert, AlertPublisher), by type."
-      filter      = "jsonPayload.alert_type:*"
+      # the producer's line only: the router's delivery line (operation alert_route)
+      # would count every alert twice and feed routed incidents back into the metric
+      filter = "jsonPayload.alert_type:* AND NOT jsonPayload.operation=\"alert_route\""
     }
     orders = {
       description = "Orders the agent sent to IB."
@@ -380,30 +382,3 @@ resource "google_monitoring_alert_policy" "alert_type" {
   depends_on = [google_logging_metric.metric]
 }
 
-# Until the alert router (issue 5) delivers alerts to Telegram and email, every
-# CRITICAL alert (logged at ERROR) also pages through Monitoring.
-resource "google_monitoring_alert_policy" "critical_alert" {
-  project               = var.project_id
-  display_name          = "CRITICAL alert raised"
-  combiner              = "OR"
-  severity              = "CRITICAL"
-  notification_channels = local.critical_channels
-
-  conditions {
-    display_name = "an alert of CRITICAL severity"
-    condition_threshold {
-      filter          = "metric.type = \"${local.alert_metric}\" AND metric.labels.severity = \"ERROR\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = 0
-      duration        = "0s"
-      aggregations {
-        alignment_period     = "60s"
-        per_series_aligner   = "ALIGN_SUM"
-        cross_series_reducer = "REDUCE_SUM"
-        group_by_fields      = ["metric.label.alert_type"]
-      }
-    }
-  }
-
-  depends_on = [google_logging_metric.metric]
-}
