@@ -248,3 +248,35 @@ def test_malformed_command_is_dead_lettered_and_acked(make_desk: MakeDesk) -> No
     alerts = desk.rig.alerts()
     assert [a["type"] for a in alerts] == ["MESSAGE_DEAD_LETTERED"] * 2
     assert desk.runs() == []
+
+
+def test_an_emergency_close_waits_while_another_close_of_the_spread_is_working(
+    make_desk: MakeDesk,
+) -> None:
+    # A CLOSE limit rests at IB (priced far under the market): a second close of the
+    # same spread must not be sent beside it, or both could fill and leave the
+    # account short the spread it just bought back.
+    desk = make_desk(waypoints=RISING)
+
+    async def go() -> None:
+        await desk.open_spread("alice")
+        desk.at("11:00")
+        broker = desk.agent.connections["gw-1"].broker
+        intent = desk.opened["alice"]
+        legs = await broker.qualify(intent.spread, f"{DAY:%Y%m%d}")
+        resting = await broker.close_spread(  # type: ignore[attr-defined]
+            legs, ALICE_ACCOUNT, 2, "SP-20261124-QQQ-alice-CLOSE", Decimal("0.01")
+        )
+        assert resting.filled == 0
+        request_emergency_close(
+            desk.rig.bus, desk.rig.clock, followers=["alice"], reason="test", requested_by="ops"
+        )
+        await desk.agent.commands.process_pending()
+
+    run(desk, go)
+    assert desk.rig.orders("SP-20261124-QQQ-alice-EMERGENCY") == []  # nothing sent beside it
+    (working,) = desk.rig.orders("SP-20261124-QQQ-alice-CLOSE")
+    assert working.status in {"Submitted", "PreSubmitted"}
+    assert desk.positions(ALICE_ACCOUNT) == {"600P": -2, "598P": 2}  # still the spread
+    detail = desk.last_run("emergency-close")["detail"]
+    assert "SP-20261124-QQQ-alice-CLOSE is working" in detail

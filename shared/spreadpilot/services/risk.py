@@ -219,6 +219,12 @@ class CloseResult:
     def settled(self) -> bool:
         return self.outcome not in (CloseOutcome.UNKNOWN, CloseOutcome.BUSY)
 
+    @property
+    def summary(self) -> str:
+        """The outcome, with why when it is not a plain close (for run details)."""
+        plain = self.outcome in (CloseOutcome.CLOSED, CloseOutcome.ALREADY_CLOSED)
+        return self.outcome.value if plain or not self.detail else f"{self.outcome} ({self.detail})"
+
 
 def _ny(moment: datetime) -> str:
     return moment.astimezone(NEW_YORK).strftime("%H:%M")
@@ -403,7 +409,7 @@ class RiskService:
                 several=per_follower[h.follower_id] > 1,
                 reason_code=reading.reason.value,
             )
-            notes.append(f"{h.follower_id} {h.spread.spread_id}: {result.outcome.value}")
+            notes.append(f"{h.follower_id} {h.spread.spread_id}: {result.summary}")
         return counts, notes
 
     def _reading(self, h: Held, quotes: MarketQuotes) -> Reading | None:
@@ -840,7 +846,7 @@ class RiskService:
                         reason_code="EMERGENCY",
                         extra={"command_id": command.command_id},
                     )
-                    results.append(f"{h.spread.spread_id} {r.outcome.value}")
+                    results.append(f"{h.spread.spread_id} {r.summary}")
                     unsettled = unsettled or not r.settled
                 outcome[fid] = ", ".join(results)
             except BrokerError as exc:
