@@ -38,7 +38,7 @@ from pydantic import ValidationError
 
 from gateway.commands import CommandLoop
 from gateway.health import AgentHealth
-from gateway.leases import keep_leased
+from gateway.pulled import keep_leased, report_malformed
 from spreadpilot.domain.alerts import Alert, AlertType
 from spreadpilot.domain.orders import OrderIntent
 from spreadpilot.platform.settings import SettingsError
@@ -398,7 +398,7 @@ class Agent:
         return len(messages)
 
     def _leased(self, ack_ids: list[str]) -> Coroutine[Any, Any, None]:
-        """Keeps the messages leased while they are worked on (gateway/leases.py)."""
+        """Keeps the messages leased while they are worked on (gateway/pulled.py)."""
         return keep_leased(self.bus, self.clock, SUBSCRIPTION, ack_ids, self.ack_deadline_seconds)
 
     def _settle(self, ack: list[str], nack: list[str]) -> None:
@@ -412,27 +412,16 @@ class Agent:
             return OrderIntent.model_validate_json(msg.data)
         except (ValidationError, ValueError) as exc:
             reason = str(exc).replace("\n", " ")[:500]
-        excerpt = msg.data[:300].decode("utf-8", errors="replace")
-        log.error(
-            "malformed order message %s (not an OrderIntent), acked and dropped: %s",
-            msg.message_id,
-            reason,
-            extra={"operation": "malformed_order", "message_id": msg.message_id},
+        report_malformed(
+            self.context.alerts,
+            self.clock,
+            SUBSCRIPTION,
+            msg,
+            what="order",
+            reason=f"not a valid order intent ({reason})",
+            consequence="Nothing was sent to IB",
+            source=SOURCE,
         )
-        try:
-            self.context.alerts.raise_alert(
-                Alert.new(
-                    AlertType.MESSAGE_DEAD_LETTERED,
-                    f"{SOURCE} dropped order message {msg.message_id}: not a valid order "
-                    f"intent ({reason}). Nothing was sent to IB; fix the publisher.",
-                    at=self.clock.now(),
-                    dedup_key=f"{SUBSCRIPTION}:{msg.message_id}",
-                    source=SOURCE,
-                    details={"message_id": msg.message_id, "data": excerpt},
-                )
-            )
-        except Exception:
-            log.exception("could not raise the alert for message %s", msg.message_id)
         return None
 
     @staticmethod
@@ -549,10 +538,14 @@ class Agent:
         closes), disconnect (``spreadpilot agent --once``); returns the messages."""
         await self.connect_all()
         try:
-            orders = await self.process_pending(max_batches=max_batches)
-            return orders + await self.commands.process_pending()
+            return await self.process_all(max_batches=max_batches)
         finally:
             await self.close()
+
+    async def process_all(self, *, max_batches: int = 1000) -> int:
+        """The pending orders, then the pending commands; returns the messages."""
+        orders = await self.process_pending(max_batches=max_batches)
+        return orders + await self.commands.process_pending()
 
 
 def describe(gateways: Mapping[str, GatewayConfig]) -> dict[str, Any]:

@@ -23,8 +23,7 @@ from collections.abc import Coroutine, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from gateway.leases import keep_leased
-from spreadpilot.domain.alerts import Alert, AlertType
+from gateway.pulled import keep_leased, report_malformed
 from spreadpilot.domain.calendar import ny_date
 from spreadpilot.ports.broker import RiskBroker
 from spreadpilot.ports.bus import (
@@ -175,28 +174,17 @@ class CommandLoop:
             log.exception("could not record the run of %s", job)
 
     def _dead_letter(self, msg: ReceivedMessage, reason: str) -> None:
-        excerpt = msg.data[:300].decode("utf-8", errors="replace")
-        log.error(
-            "malformed command %s, acked and dropped: %s",
-            msg.message_id,
-            reason,
-            extra={"operation": "malformed_command", "message_id": msg.message_id},
+        report_malformed(
+            self.agent.container.alerts,
+            self.clock,
+            SUBSCRIPTION,
+            msg,
+            what="command",
+            reason=reason,
+            consequence="Nothing was run",
+            source=SOURCE,
         )
-        try:
-            self.agent.container.alerts.raise_alert(
-                Alert.new(
-                    AlertType.MESSAGE_DEAD_LETTERED,
-                    f"{SOURCE} dropped command {msg.message_id}: {reason}. Nothing was run; "
-                    "fix the publisher.",
-                    at=self.clock.now(),
-                    dedup_key=f"{SUBSCRIPTION}:{msg.message_id}",
-                    source=SOURCE,
-                    details={"message_id": msg.message_id, "data": excerpt},
-                )
-            )
-        except Exception:
-            log.exception("could not raise the alert for command %s", msg.message_id)
 
     def _leased(self, ack_ids: list[str]) -> Coroutine[Any, Any, None]:
-        """Keeps the commands leased while they run (gateway/leases.py)."""
+        """Keeps the commands leased while they run (gateway/pulled.py)."""
         return keep_leased(self.bus, self.clock, SUBSCRIPTION, ack_ids, self.ack_deadline_seconds)

@@ -151,7 +151,6 @@ class EmbeddedAgent:
         self.agent.heartbeat()
 
     def process(self) -> int:
-        n = self.loop.run_until_complete(self.agent.process_pending())
-        n += self.loop.run_until_complete(self.agent.commands.process_pending())
+        n = self.loop.run_until_complete(self.agent.process_all())
         self.processed += n
         return n

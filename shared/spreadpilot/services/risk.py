@@ -197,6 +197,23 @@ class Held:
         s = self.spread
         return f"{s.vertical.describe()} x{s.quantity} ({s.account})"
 
+    def identity(self) -> dict[str, Any]:
+        """What names the spread on its `risk_status` document (every writer sets it)."""
+        s = self.spread
+        return {
+            "follower_id": self.follower_id,
+            "known_follower": self.known_follower,
+            "account": s.account,
+            "gateway_id": self.gateway_id,
+            "spread_id": s.spread_id,
+            "spread": s.vertical.describe(),
+            "expiry": s.expiry,
+            "right": s.right,
+            "short_strike": f"{s.short.strike:f}",
+            "long_strike": f"{s.long.strike:f}",
+            "quantity": s.quantity,
+        }
+
 
 class CloseOutcome(StrEnum):
     CLOSED = "CLOSED"  # filled (confirmed)
@@ -429,23 +446,10 @@ class RiskService:
         first_unsafe = previous is None and reading.band is not Band.SAFE
         if changed or first_unsafe:
             changes += 1
-        s = h.spread
-        self.store.set(
-            C.RISK_STATUS,
-            h.status_id,
+        self._write_status(
+            h,
+            doc,
             {
-                **doc,
-                "follower_id": h.follower_id,
-                "known_follower": h.known_follower,
-                "account": s.account,
-                "gateway_id": h.gateway_id,
-                "spread_id": s.spread_id,
-                "spread": s.vertical.describe(),
-                "expiry": s.expiry,
-                "right": s.right,
-                "short_strike": f"{s.short.strike:f}",
-                "long_strike": f"{s.long.strike:f}",
-                "quantity": s.quantity,
                 "trade_date": day.isoformat(),
                 "band": reading.band.value,
                 "band_since": now if (changed or previous is None) else doc.get("band_since", now),
@@ -582,19 +586,15 @@ class RiskService:
             lines.append(f"{name}: {result.outcome.value} ({describe_legs(flags)})")
         return lines
 
+    def _write_status(self, h: Held, doc: Mapping[str, Any], fields: Mapping[str, Any]) -> None:
+        """The spread's `risk_status` document: what it held, its identity, `fields`."""
+        self.store.set(C.RISK_STATUS, h.status_id, {**doc, **h.identity(), **fields})
+
     def _eod_status(self, h: Held, result: str, why: str) -> None:
-        doc = self.store.get(C.RISK_STATUS, h.status_id) or {}
-        self.store.set(
-            C.RISK_STATUS,
-            h.status_id,
+        self._write_status(
+            h,
+            self.store.get(C.RISK_STATUS, h.status_id) or {},
             {
-                **doc,
-                "follower_id": h.follower_id,
-                "account": h.spread.account,
-                "gateway_id": h.gateway_id,
-                "spread_id": h.spread.spread_id,
-                "spread": h.spread.vertical.describe(),
-                "quantity": h.spread.quantity,
                 "eod_result": result,
                 "eod_reason": why,
                 "eod_checked_at": self.clock.now(),
@@ -997,18 +997,10 @@ class RiskService:
         return result
 
     def _set_state(self, h: Held, state: str, ref: str, why: str, code: str) -> None:
-        doc = self.store.get(C.RISK_STATUS, h.status_id) or {}
-        self.store.set(
-            C.RISK_STATUS,
-            h.status_id,
+        self._write_status(
+            h,
+            self.store.get(C.RISK_STATUS, h.status_id) or {},
             {
-                **doc,
-                "follower_id": h.follower_id,
-                "account": h.spread.account,
-                "gateway_id": h.gateway_id,
-                "spread_id": h.spread.spread_id,
-                "spread": h.spread.vertical.describe(),
-                "quantity": h.spread.quantity,
                 "state": state,
                 "close_ref": ref,
                 "close_reason": why,

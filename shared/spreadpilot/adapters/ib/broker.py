@@ -605,10 +605,15 @@ class IBBroker:
             resolved,
             trade.order.orderId,
         )
+        return await self._acknowledged(tracked, "place")
+
+    async def _acknowledged(self, tracked: _Tracked, what: str) -> OrderSnapshot:
+        """Wait for IB to acknowledge a new order or to refuse it (and say why)."""
+        trade, order_ref = tracked.trade, tracked.ref
         try:
             await self._wait_until(
                 lambda: self._rejection(tracked) is not None or _ib_status(trade) in _ACKNOWLEDGED,
-                f"place {order_ref}",
+                f"{what} {order_ref}",
             )
         except BrokerError as exc:
             raise BrokerError(
@@ -864,23 +869,7 @@ class IBBroker:
         self._orders[order_ref] = tracked
         self._ref_by_order_id[int(trade.order.orderId)] = order_ref
         log.info("placed %s: %s for %s, orderId %s", order_ref, what, account, trade.order.orderId)
-        try:
-            await self._wait_until(
-                lambda: self._rejection(tracked) is not None or _ib_status(trade) in _ACKNOWLEDGED,
-                f"{what} {order_ref}",
-            )
-        except BrokerError as exc:
-            raise BrokerError(
-                f"{exc}; the order may be at IB: reconcile before anything else"
-            ) from exc
-        if _ib_status(trade) == "Inactive" and self._rejection(tracked) is None:
-            with contextlib.suppress(BrokerError):
-                await self._wait_until(
-                    lambda: self._rejection(tracked) is not None,
-                    f"reason for {order_ref}",
-                    timeout=min(self.timeout, _REJECTION_GRACE_SECONDS),
-                )
-        return self._snapshot(tracked)
+        return await self._acknowledged(tracked, what)
 
     async def _underlying(self) -> Contract:
         """QQQ stock on SMART, qualified once per broker."""
