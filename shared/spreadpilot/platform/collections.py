@@ -26,5 +26,17 @@ RISK_STATUS = "risk_status"  # one per follower and spread: band, time value, cl
 ASSIGNMENTS = "assignments"  # one per account and day: assigned shares, flatten state
 COMMANDS = "commands"  # one per agent command id (emergency closes): outcome per follower
 
+# --- P&L, commissions, statements (issue 6). The agent writes the raw inputs
+# (raw trade logs, 365 days like executions); the rollups and the mailer write
+# the billing records, which never expire.
+FILLS = "fills"  # one per account and NY date: every IB execution of the day (ours or not)
+MARKS = "marks"  # one per account and NY date: the latest positions with marks (every 30 s)
+SETTLEMENTS = "settlements"  # one per account and expiry date: expiries/assignments seen at IB
+PNL_DAILY = "pnl_daily"  # one per (follower, date): realised, unrealised, holdings at the end
+PNL_MONTHLY = "pnl_monthly"  # one per (follower, year, month): P&L and commission, billing state
+ADJUSTMENTS = "adjustments"  # corrections of a mailed month, carried to the next statement
+STATEMENTS = "statements"  # one per (follower, month): the statement's fingerprint and mail state
+
 #: Collections whose documents carry `expire_at` (TTL); all others are kept.
-EXPIRES = (CLAIMS, EXECUTIONS, JOB_RUNS)  # executions: 365 days (raw trade logs)
+#: executions, fills, marks, settlements: 365 days (raw trade logs).
+EXPIRES = (CLAIMS, EXECUTIONS, JOB_RUNS, FILLS, MARKS, SETTLEMENTS)

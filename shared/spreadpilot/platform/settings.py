@@ -9,7 +9,7 @@ the setting, the value and the fix, never a traceback.
 from __future__ import annotations
 
 import os
-from datetime import datetime, time
+from datetime import date, datetime, time
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -318,6 +318,53 @@ class Settings(BaseSettings):
     )
     # --- end risk (issue 5)
 
+    # --- P&L, commissions, statements (issue 6)
+    marks_interval_seconds: float = Field(
+        30.0, ge=5, le=600, description="the agent marks open positions and reads fills this often"
+    )
+    pnl_recompute_days: int = Field(
+        5,
+        ge=1,
+        le=60,
+        description="the daily rollup also recomputes this many trading days before today "
+        "(late fills and overnight settlements)",
+    )
+    pnl_exercise_threshold: Decimal = Field(
+        Decimal("0.01"), ge=0, description="an expiring option this far in the money is exercised"
+    )
+    billing_currency: str = Field(
+        "USD", pattern=r"^[A-Z]{3}$", description="currency commissions are billed in (ISO 4217)"
+    )
+    fx_rate: Decimal | None = Field(
+        None, gt=0, description="USD -> billing currency, when billing is not in USD"
+    )
+    fx_rate_date: date | None = Field(None, description="the day fx_rate was taken on")
+    fx_rates_file: Path | None = Field(
+        None,
+        description="embedded: CSV 'date,currency,rate' (USD -> currency); the month's rate is "
+        "the last on or before its last day",
+    )
+    commission_high_water_mark: bool = Field(
+        False, description="losses carry forward: commission only on P&L above earlier losses"
+    )
+    operator_name: str = Field("SpreadPilot Operator", min_length=1, description="statement header")
+    operator_email: str = Field(
+        "operator@spreadpilot.local", description="statement header; in CC of every statement"
+    )
+    operator_address: tuple[str, ...] = Field((), description="statement header lines (JSON list)")
+    statement_email_from: str = Field(
+        "statements@spreadpilot.local", description="sender of the statement mails"
+    )
+    statement_delivery: Literal["outbox", "live"] | None = Field(
+        None,
+        description="outbox (dry run): the mails and PDFs are written to DATA_DIR/outbox; "
+        "live: SendGrid. Default: outbox in embedded mode, live in gcp",
+    )
+    statement_mail_attempts: int = Field(
+        4, ge=1, le=10, description="tries per statement mail within one run (backoff between)"
+    )
+    # --- end P&L (issue 6)
+
     @field_validator("signal_ticker")
     @classmethod
     def _ticker(cls, value: str) -> str:
@@ -341,6 +388,13 @@ class Settings(BaseSettings):
             if self.mode == "gcp":
                 raise ValueError(
                     "SPREADPILOT_CLOCK_START is for embedded tests and demos; unset it in gcp mode"
+                )
+        fx_missing = self.fx_rate is None or self.fx_rate_date is None
+        if self.billing_currency != "USD" and self.fx_rates_file is None and fx_missing:
+            raise ValueError(
+                    f"billing_currency is {self.billing_currency}: set SPREADPILOT_FX_RATE (USD -> "
+                    f"{self.billing_currency}) and SPREADPILOT_FX_RATE_DATE, or "
+                    "SPREADPILOT_FX_RATES_FILE"
                 )
         if self.mode == "gcp" and not self.sheet_id:
             raise ValueError("mode is gcp: set SPREADPILOT_SHEET_ID to the signal spreadsheet id")
