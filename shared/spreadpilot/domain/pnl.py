@@ -281,9 +281,9 @@ def roll_day(
     used: dict[str, Decimal] = {}
     unmarked: list[str] = []
     for key, h in sorted(book.held.items()):
-        mark = marks.prices.get(key)
-        if mark is None and not h.instrument.is_option:
-            mark = marks.underlying.get(h.instrument.symbol)
+        mark = None if h.instrument.is_option else marks.underlying.get(h.instrument.symbol)
+        if mark is None:
+            mark = marks.prices.get(key)
         if mark is None:
             unmarked.append(key)
             continue
