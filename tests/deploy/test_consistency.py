@@ -102,8 +102,10 @@ def test_each_secret_is_readable_only_by_its_readers(catalog: dict[str, Any]) ->
     ]
     assert catalog["function_secrets"] == {
         "alert_router": ["sendgrid-api-key", "telegram-bot-token"],
+        "commission_mailer": ["sendgrid-api-key"],
         "dispatcher": [],
         "health_ping": [],
+        "pnl_rollup": [],
         "recorder": [],
         "signal_poller": ["sheets-service-account"],
     }

@@ -5,11 +5,19 @@ header for a valid request with `Authorization: Bearer <key>`, 401 for a
 wrong key, 400 for a body without personalizations/from/subject/content.
 Requests are recorded (with `now()`'s time); `fail_next(status, times,
 retry_after=None)` makes the next requests answer 429 (with Retry-After) or 5xx.
+An address repeated between to and cc is refused (400), as SendGrid does.
+
+Also serves the Email Activity query the mailer's `find` makes,
+`GET /v3/messages?query=(unique_args['spreadpilot_key']="<key>")&limit=N`,
+from the mails it accepted (`{"messages": [{"msg_id": ...}, ...]}`);
+`fail_find(status, times)` makes the next queries fail, `queries` records them.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -21,6 +29,7 @@ from pytest_httpserver.httpserver import HTTPServerBase
 from werkzeug import Request, Response
 
 API_KEY = "SG.test-key"
+_KEY_QUERY = re.compile(r"unique_args\['spreadpilot_key'\]=\"([^\"]*)\"")
 
 
 @dataclass(frozen=True)
@@ -29,10 +38,36 @@ class SentMail:
     status: int
     body: dict[str, Any]
     headers: dict[str, str]
+    msg_id: str | None = None
 
     @property
     def to(self) -> list[str]:
-        return [t["email"] for p in self.body.get("personalizations", []) for t in p.get("to", [])]
+        return self._addresses("to")
+
+    @property
+    def cc(self) -> list[str]:
+        return self._addresses("cc")
+
+    @property
+    def key(self) -> str | None:
+        value = self.body.get("custom_args", {}).get("spreadpilot_key")
+        return str(value) if value is not None else None
+
+    @property
+    def attachments(self) -> list[tuple[str, str, str, bytes]]:
+        """(filename, type, disposition, decoded content) of each attachment."""
+        return [
+            (
+                a["filename"],
+                a.get("type", ""),
+                a.get("disposition", ""),
+                base64.b64decode(a["content"]),
+            )
+            for a in self.body.get("attachments", [])
+        ]
+
+    def _addresses(self, field: str) -> list[str]:
+        return [t["email"] for p in self.body.get("personalizations", []) for t in p.get(field, [])]
 
     @property
     def subject(self) -> str:
@@ -50,6 +85,8 @@ class FakeSendGridServer(HTTPServerBase):
         self.api_key = api_key
         self.requests: list[SentMail] = []
         self._faults: deque[tuple[int, int | None]] = deque()
+        self._find_faults: deque[int] = deque()
+        self.queries: list[str] = []
         self._lock = threading.Lock()
         self._next = 1
 
@@ -61,6 +98,11 @@ class FakeSendGridServer(HTTPServerBase):
         with self._lock:
             self._faults.extend((status, retry_after) for _ in range(times))
 
+    def fail_find(self, status: int, times: int = 1) -> None:
+        """The next Email Activity queries answer `status`."""
+        with self._lock:
+            self._find_faults.extend(status for _ in range(times))
+
     def accepted(self) -> list[SentMail]:
         with self._lock:
             return [r for r in self.requests if r.status == 202]
@@ -70,6 +112,8 @@ class FakeSendGridServer(HTTPServerBase):
         headers = {k: v for k, v in request.headers.items()}
         with self._lock:
             at = self.now()
+            if request.path == "/v3/messages" and request.method == "GET":
+                return self._activity(request, headers)
             if request.path != "/v3/mail/send" or request.method != "POST":
                 return _errors(404, "not found")
             if headers.get("Authorization") != f"Bearer {self.api_key}":
@@ -83,9 +127,44 @@ class FakeSendGridServer(HTTPServerBase):
             if not all(k in body for k in ("personalizations", "from", "subject", "content")):
                 self.requests.append(SentMail(at, 400, body, headers))
                 return _errors(400, "missing required fields")
-            self.requests.append(SentMail(at, 202, body, headers))
+            if _repeated_address(body):
+                self.requests.append(SentMail(at, 400, body, headers))
+                return _errors(
+                    400,
+                    "Each email address in the personalization block should be "
+                    "unique between to, cc, and bcc.",
+                )
             msg_id, self._next = f"sg-{self._next}", self._next + 1
+            self.requests.append(SentMail(at, 202, body, headers, msg_id))
         return Response("", 202, headers={"X-Message-Id": msg_id})
+
+    def _activity(self, request: Request, headers: dict[str, str]) -> Response:
+        """Email Activity: the accepted mails whose custom arg matches (lock held)."""
+        query = request.args.get("query", "")
+        self.queries.append(query)
+        if headers.get("Authorization") != f"Bearer {self.api_key}":
+            return _errors(401, "The provided authorization grant is invalid")
+        if self._find_faults:
+            return _errors(self._find_faults.popleft(), "error")
+        match = _KEY_QUERY.search(query)
+        if match is None:
+            return _errors(400, "invalid query")
+        limit = int(request.args.get("limit", "10"))
+        found = [
+            {"msg_id": f"{r.msg_id}.filter0001", "subject": r.subject, "status": "delivered"}
+            for r in self.requests
+            if r.status == 202 and r.key == match.group(1)
+        ]
+        body = json.dumps({"messages": found[:limit]})
+        return Response(body, 200, mimetype="application/json")
+
+
+def _repeated_address(body: dict[str, Any]) -> bool:
+    for p in body.get("personalizations", []):
+        emails = [t["email"].lower() for f in ("to", "cc", "bcc") for t in p.get(f, [])]
+        if len(emails) != len(set(emails)):
+            return True
+    return False
 
 
 def _errors(status: int, message: str, headers: dict[str, str] | None = None) -> Response:

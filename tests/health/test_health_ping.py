@@ -159,7 +159,8 @@ def test_jobs_whose_consumer_does_not_record_runs_are_not_watched(p: Platform) -
     watched = result.report.checks["jobs"]["watched"]
     assert set(watched) == {j.name for j in jobs().values() if j.records_runs}
     assert "signal-poll" in watched
-    assert "daily-pnl-rollup" not in watched  # its consumer (pnl_rollup) is not there yet
+    assert "daily-pnl-rollup" in watched
+    assert "backup" not in watched  # its consumer (the Firestore export) records no runs
     missed = result.report.checks["jobs"]["missed"]
     assert set(missed) <= set(watched)  # nothing recorded the watched ones here
 

@@ -132,7 +132,7 @@ def test_rollups_match_an_independent_recomputation(legs, stocks, closes) -> Non
         try:
             write(Book(store), legs, stocks, closes)
             pnl, _ = rollup(store, path, at(date(2026, 12, 1), "09:00"))
-            pnl.month_job(2026, 11)
+            pnl.month_job(2026, 11, full=True)
             expected = independent(legs, stocks, closes)
             rows = {s.data["date"]: s.data for s in store.query(C.PNL_DAILY)}
             for day, want in zip(DAYS, expected, strict=True):
@@ -147,7 +147,7 @@ def test_rollups_match_an_independent_recomputation(legs, stocks, closes) -> Non
             assert Decimal(month["commission_usd"]) >= 0
             # idempotent: the same inputs rolled up again leave the same rows
             before = snapshot(store)
-            assert pnl.month_job(2026, 11).changed == 0
+            assert pnl.month_job(2026, 11, full=True).changed == 0
             pnl.days(DAYS[0], DAYS[-1])
             assert snapshot(store) == before
         finally:

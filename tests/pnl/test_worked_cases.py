@@ -160,7 +160,7 @@ def test_losing_month_bills_no_commission(store, tmp_path) -> None:
     worked_example(book, D1)
     book.marks(D1, "480.00")  # max loss, settled from the close price
     pnl, _ = rollup(store, tmp_path, AFTER_MONTH)
-    pnl.month_job(2026, 11)
+    pnl.month_job(2026, 11, full=True)
     m = monthly(store, "2026-11")
     assert Decimal(m["pnl"]) == Decimal("-252.60")
     assert Decimal(m["commission_usd"]) == 0 and m["is_payable"] is False
@@ -182,7 +182,7 @@ def test_winning_month_is_realised_plus_change_in_unrealised(store, tmp_path) ->
     )
     book.marks(date(2026, 11, 30), "490.00")
     pnl, _ = rollup(store, tmp_path, AFTER_MONTH)
-    pnl.month_job(2026, 11)
+    pnl.month_job(2026, 11, full=True)
     m = monthly(store, "2026-11")
     assert Decimal(m["pnl"]) == Decimal("42.20")  # 147.40 - 252.60 + 147.40
     assert Decimal(m["commission_usd"]) == Decimal("8.44")  # 20 %
@@ -202,7 +202,7 @@ def test_fx_billed_month_stores_the_rate_and_its_date(store, tmp_path) -> None:
         fx_rate=Decimal("0.9213"),
         fx_rate_date=date(2026, 11, 30),
     )
-    pnl.month_job(2026, 11)
+    pnl.month_job(2026, 11, full=True)
     m = monthly(store, "2026-11")
     assert Decimal(m["commission_usd"]) == Decimal("29.48")  # 20 % of 147.40
     # 147.40 x 0.20 x 0.9213 = 27.159924 -> 27.16 (rounded once, half-up)
@@ -220,7 +220,7 @@ def test_fx_rate_from_a_file_takes_the_last_rate_of_the_month(store, tmp_path) -
     worked_example(book)
     book.marks(D1, "490.00")
     pnl, _ = rollup(store, tmp_path, AFTER_MONTH, billing_currency="EUR", fx_rates_file=rates)
-    pnl.month_job(2026, 11)
+    pnl.month_job(2026, 11, full=True)
     m = monthly(store, "2026-11")
     assert (m["fx_rate"], m["fx_date"], m["commission_billed"]) == ("0.9300", "2026-11-27", "27.42")
 
@@ -241,8 +241,8 @@ def test_high_water_mark_carries_losses_forward(store, tmp_path) -> None:
     book.spread(nov_day, put(nov_day, "488"), put(nov_day, "486"), 6, "0.75")
     book.marks(nov_day, "490.00")  # 450.00 - 12 x 0.65 = 442.20 in November
     pnl, _ = rollup(store, tmp_path, AFTER_MONTH, commission_high_water_mark=True)
-    pnl.month_job(2026, 10)
-    pnl.month_job(2026, 11)
+    pnl.month_job(2026, 10, full=True)
+    pnl.month_job(2026, 11, full=True)
     october, november = monthly(store, "2026-10"), monthly(store, "2026-11")
     assert Decimal(october["carried_loss_after"]) == Decimal("252.60")
     assert Decimal(november["commission_base"]) == Decimal("189.60")  # 442.20 - 252.60
@@ -259,7 +259,7 @@ def test_late_settlement_recomputes_the_day_and_month_and_adjusts_the_next_state
     worked_example(book, friday)
     book.marks(friday, "488.05")
     pnl, clock = rollup(store, tmp_path, at(date(2026, 11, 1), "00:10"))
-    pnl.month_job(2026, 10)
+    pnl.month_job(2026, 10, full=True)
     assert Decimal(monthly(store, "2026-10")["pnl"]) == Decimal("147.40")
     # the mailer mails it (its SENT record keeps what was billed)
     store.update(
@@ -292,7 +292,7 @@ def test_late_settlement_recomputes_the_day_and_month_and_adjusts_the_next_state
     assert pnl.daily_job().adjustments == 0
     # November's statement carries the line; its amount due includes it
     clock.set(AFTER_MONTH)
-    pnl.month_job(2026, 11)
+    pnl.month_job(2026, 11, full=True)
     statement = StatementBook(store, pnl.settings).statement("alice", "2026-11")
     assert [(a.month, a.pnl_usd, a.commission_billed) for a in statement.adjustments] == [
         ("2026-10", Decimal("10.00"), Decimal("2.00"))
@@ -307,11 +307,11 @@ def test_rerunning_a_rollup_leaves_the_same_rows(store, tmp_path) -> None:
     worked_example(book, D1)
     book.marks(D1, "487.00")
     pnl, _ = rollup(store, tmp_path, AFTER_MONTH)
-    pnl.month_job(2026, 11)
+    pnl.month_job(2026, 11, full=True)
     before = {
         c: sorted((s.id, s.data) for s in store.query(c)) for c in (C.PNL_DAILY, C.PNL_MONTHLY)
     }
-    run = pnl.month_job(2026, 11)
+    run = pnl.month_job(2026, 11, full=True)
     after = {
         c: sorted((s.id, s.data) for s in store.query(c)) for c in (C.PNL_DAILY, C.PNL_MONTHLY)
     }
@@ -326,7 +326,7 @@ def test_statement_rows_add_up_to_the_month(store, tmp_path) -> None:
     book.fill(D2, "09:30", QQQ, -200, "487.50", fee=Decimal("1.00"))
     book.marks(D2, "487.20")
     pnl, _ = rollup(store, tmp_path, AFTER_MONTH, follower())
-    pnl.month_job(2026, 11)
+    pnl.month_job(2026, 11, full=True)
     s = StatementBook(store, pnl.settings).statement("alice", "2026-11")
     assert [line.day for line in s.days] == [D1, D2]
     assert s.days[-1].cumulative == s.pnl_usd == Decimal(monthly(store, "2026-11")["pnl"])

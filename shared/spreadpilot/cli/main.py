@@ -5,23 +5,22 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable
 from datetime import date, datetime, time
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 import yaml
-from rich.console import Console
 from rich.table import Table
 
 from ibsim.cli import ibsim as ibsim_command
+from spreadpilot.cli.common import UsageError, boot, err, friendly, out
+from spreadpilot.cli.pnl import commissions_app, pnl_app, report, statements_app
 from spreadpilot.domain.calendar import NEW_YORK, MarketCalendar, ny_date, ny_datetime
 from spreadpilot.domain.errors import DomainValidationError
 from spreadpilot.platform import collections as C
 from spreadpilot.platform.logs import configure_logging
-from spreadpilot.platform.settings import SettingsError, settings
+from spreadpilot.platform.settings import settings
 from spreadpilot.platform.wiring import Container, container
 
 app = typer.Typer(
@@ -35,40 +34,10 @@ settings_app = typer.Typer(help="Configuration.", no_args_is_help=True)
 app.add_typer(followers_app, name="followers")
 app.command("ibsim")(ibsim_command)
 app.add_typer(settings_app, name="settings")
-# Wide enough for orderRefs when piped (CI logs, `| less`); a terminal sets its own.
-out = Console(width=None if sys.stdout.isatty() else 120)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-class UsageError(ValueError):
-    """A command was asked for something it cannot do (e.g. a demo on a holiday)."""
-
-
-def friendly(fn: F) -> F:
-    """Turn configuration and validation errors into one clear message and exit code 2."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (
-            SettingsError,
-            DomainValidationError,
-            FileNotFoundError,
-            FileExistsError,
-            UsageError,
-        ) as exc:
-            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _boot() -> Container:
-    s = settings()
-    configure_logging("cli", s.log_level if s.log_level != "INFO" else "WARNING", "text")
-    return container()
+app.add_typer(pnl_app, name="pnl")
+app.add_typer(commissions_app, name="commissions")
+app.add_typer(statements_app, name="statements")
+app.command("report")(report)
 
 
 @app.command()
@@ -114,7 +83,7 @@ def morning(
 
 def _at(value: str | None) -> Container:
     """The container on the system clock, or on a simulated clock starting at --at."""
-    c = _boot()
+    c = boot()
     if value is None:
         return c
     from spreadpilot.platform.clock import SimClock
@@ -162,7 +131,7 @@ def intents(
     day: Annotated[str | None, typer.Option("--date", help="default: today in New York")] = None,
 ) -> None:
     """Order intents and skips per follower for a trading date."""
-    c = _boot()
+    c = boot()
     _print_intents(c, date.fromisoformat(day) if day else ny_date(c.clock.now()))
 
 
@@ -177,7 +146,7 @@ def orders(
     from spreadpilot.domain.signal import signal_id
     from spreadpilot.services.traces import orders_for_signal, totals
 
-    c = _boot()
+    c = boot()
     trade_day = date.fromisoformat(day) if day else ny_date(c.clock.now())
     sid = signal_id(trade_day, c.settings.signal_ticker)
     dispatched = (c.store.get(C.DISPATCHES, sid) or {}).get("followers", {})
@@ -201,7 +170,7 @@ def trace(
     from spreadpilot.services.traces import OrderSummary
     from spreadpilot.services.traces import trace as trace_of
 
-    c = _boot()
+    c = boot()
     doc = c.store.get(C.EXECUTIONS, order_ref)
     if doc is None:
         raise UsageError(
@@ -225,7 +194,7 @@ def alerts(
     limit: int = 20,
 ) -> None:
     """The most recent alerts raised (newest first); `alerts retry`, `alerts deliveries`."""
-    c = _boot()
+    c = boot()
     if action is not None:
         _alerts_action(c, action, limit)  # alert routing (issue 5)
         return
@@ -270,7 +239,7 @@ def _alerts_action(c: Container, action: str, limit: int) -> None:
 @friendly
 def dead_letters() -> None:
     """Events a function could not process, kept whole with the reason."""
-    c = _boot()
+    c = boot()
     table = Table("id", "function", "received", "reason")
     for snap in c.store.query(C.DEAD_LETTERS, order_by="received_at"):
         d = snap.data
@@ -334,7 +303,7 @@ def close(
         raise UsageError("give --follower ID (one or more) or --all, not both")
     if not reason.strip():
         raise UsageError("--reason is required: say why the spreads are closed")
-    c = _boot()
+    c = boot()
     try:
         command = request_emergency_close(
             c.bus,
@@ -413,7 +382,7 @@ def followers_import(path: Path) -> None:
 
     raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     followers = parse_followers(raw.get("followers", []) if isinstance(raw, dict) else raw)
-    save_followers(_boot().store, followers)
+    save_followers(boot().store, followers)
     out.print(f"imported {len(followers)} followers")
 
 
@@ -424,7 +393,7 @@ def followers_list() -> None:
     from spreadpilot.services.followers import list_followers
 
     table = Table("id", "name", "account", "gateway", "enabled", "state", "sizing", "commission")
-    for fid, f in list_followers(_boot().store):
+    for fid, f in list_followers(boot().store):
         if isinstance(f, DomainValidationError):
             table.add_row(fid, f"[red]invalid: {f}[/]", "", "", "", "", "", "")
             continue

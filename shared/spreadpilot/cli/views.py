@@ -74,7 +74,9 @@ def orders_table(
     return table
 
 
-def _usd(value: Decimal) -> str:
+def _usd(value: Decimal | str) -> str:
+    """Signed dollars and cents (stored rows hold Decimal strings)."""
+    value = cents(Decimal(value))
     return f"-${-value:,.2f}" if value < 0 else f"${value:,.2f}"
 
 
@@ -118,5 +120,73 @@ def trace_table(lines: list[TraceLine]) -> Table:
             _money(line.credit),
             f"{line.filled}/{line.quantity}",
             line.detail,
+        )
+    return table
+
+
+def pnl_day_table(rows: Sequence[Mapping[str, Any]], title: str) -> Table:
+    """One trading day per follower: realised, change in unrealised, the day's P&L."""
+    table = Table(
+        "follower",
+        "account",
+        "realised",
+        "unrealised chg",
+        "P&L",
+        "trades",
+        "held",
+        "notes",
+        title=title,
+    )
+    for col in (2, 3, 4, 5):
+        table.columns[col].justify = "right"
+    for r in sorted(rows, key=lambda r: r["follower_id"]):
+        change = Decimal(r["unrealised"]) - Decimal(r["unrealised_before"])
+        notes = []
+        if r.get("provisional"):
+            notes.append("expiry settled from the close (not yet seen at IB)")
+        if r.get("marks_carried"):
+            notes.append("last known marks")
+        if r.get("unmarked"):
+            notes.append(f"no mark: {', '.join(r['unmarked'])}")
+        held = ", ".join(f"{h['quantity']:+d} {h['symbol']} {h['sec_type']}" for h in r["holdings"])
+        table.add_row(
+            r["follower_id"],
+            r["account"],
+            _usd(r["realised"]),
+            _usd(change),
+            _usd(r["pnl"]),
+            str(r["trades"]),
+            held or "-",
+            "; ".join(notes),
+        )
+    return table
+
+
+def month_table(rows: Sequence[Mapping[str, Any]], title: str) -> Table:
+    """One month per follower: P&L, commission, billing currency, payment state."""
+    table = Table(
+        "follower",
+        "month",
+        "P&L (USD)",
+        "rate",
+        "commission",
+        "currency",
+        "payable",
+        "paid",
+        title=title,
+    )
+    for col in (2, 3, 4):
+        table.columns[col].justify = "right"
+    for r in sorted(rows, key=lambda r: (r["month"], r["follower_id"])):
+        fx = "" if r["currency"] == "USD" else f" @ {r['fx_rate']} ({r['fx_date']})"
+        table.add_row(
+            r["follower_id"],
+            r["month"] + ("" if r.get("complete") else " (to date)"),
+            _usd(r["pnl"]),
+            f"{Decimal(r['commission_rate']):.1%}",
+            f"{Decimal(r['commission_billed']):,.2f}",
+            r["currency"] + fx,
+            "yes" if r["is_payable"] else "no",
+            f"yes ({r['paid_reference']})" if r.get("paid") else "no",
         )
     return table

@@ -25,6 +25,7 @@ from spreadpilot.services.claims import Claims
 
 if TYPE_CHECKING:
     from spreadpilot.services.alert_router import AlertRouter
+    from spreadpilot.services.commission_mailer import CommissionMailer
     from spreadpilot.services.dispatcher import Dispatcher
     from spreadpilot.services.recorder import Recorder
     from spreadpilot.services.signal_poller import SignalPoller
@@ -161,6 +162,12 @@ class Container:
         from spreadpilot.services.alert_router import build_router
 
         return build_router(self)
+
+    def commission_mailer(self, dry_run: bool | None = None) -> CommissionMailer:
+        """Statement mails (issue 6): SendGrid or the outbox per settings / dry_run."""
+        from spreadpilot.services.commission_mailer import build_commission_mailer
+
+        return build_commission_mailer(self, dry_run)
 
 
 _current: Container | None = None

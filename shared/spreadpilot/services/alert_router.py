@@ -52,6 +52,7 @@ from spreadpilot.ports.clock import Clock
 from spreadpilot.ports.messaging import Chat, ChatMessage, DeliveryError, Mail, Mailer
 from spreadpilot.ports.secrets import MissingSecret
 from spreadpilot.ports.store import Filter, Store, Transaction
+from spreadpilot.services.delivery_retry import retry_wait
 
 if TYPE_CHECKING:
     from spreadpilot.platform.settings import Settings
@@ -507,8 +508,7 @@ class AlertRouter:
             )
             self._finish(did, FAILED, error=error)
             return FAILED, 0.0
-        backoff = min(self.config.retry_base * 2 ** (attempts - 1), self.config.retry_max)
-        wait = retry_after if retry_after is not None else backoff
+        wait = retry_wait(attempts, self.config.retry_base, self.config.retry_max, retry_after)
         log.warning(
             "alert delivery %s (%s) attempt %d failed, retrying in %.1f s: %s",
             did,

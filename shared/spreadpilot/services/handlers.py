@@ -4,14 +4,19 @@ so the local runner, the functions and the tests share one code path."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from datetime import timedelta
+from typing import Literal
 
-from pydantic import ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from spreadpilot.domain.calendar import ny_date
 from spreadpilot.domain.execution import ExecutionReport
 from spreadpilot.platform.events import MalformedEvent, PubSubEnvelope
 from spreadpilot.platform.wiring import Container
+from spreadpilot.services.job_runs import record_job_run
+from spreadpilot.services.pnl import PnlRollup, parse_month
 
 log = logging.getLogger("spreadpilot.handlers")
 
@@ -88,6 +93,48 @@ def record_execution(envelope: PubSubEnvelope, c: Container) -> None:
             "redelivery": not new,
         },
     )
+
+
+class PnlTick(BaseModel):
+    """A rollup tick: Cloud Scheduler's {"job": ...}; an operator's re-run may name
+    the `month` (monthly) or the `date` (daily) to roll up instead of the due one."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    job: Literal["daily-pnl-rollup", "monthly-pnl-rollup"]
+    scheduled_time: AwareDatetime | None = None
+    month: str | None = Field(None, pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+    date: dt.date | None = None
+
+
+def pnl_rollup_tick(envelope: PubSubEnvelope, c: Container) -> None:
+    """daily-pnl-rollup (16:30 ET): today and the recompute window, SKIPPED on a
+    holiday; monthly-pnl-rollup (00:10 ET on the 1st): the previous month. Either
+    run is recorded in job_runs; a redelivered tick recomputes the same rows."""
+    payload = envelope.json()
+    try:
+        tick = PnlTick.model_validate(payload)
+    except ValidationError as exc:
+        raise MalformedEvent(
+            f"message {envelope.message_id}: not a P&L rollup tick "
+            '(e.g. {"job": "daily-pnl-rollup"}): ' + _fields(exc)
+        ) from exc
+    now = c.clock.now()
+    rollup = PnlRollup(c.store, c.clock, c.calendar, c.settings)
+    if tick.job == "daily-pnl-rollup":
+        day = tick.date or ny_date(tick.scheduled_time or now)
+        if not c.calendar.is_trading_day(day):
+            record_job_run(c.store, tick.job, now, "SKIPPED", detail=f"{day}: not a trading day")
+            return
+        run = rollup.daily_job(day)
+    else:
+        if tick.month:
+            year, month = parse_month(tick.month)
+        else:
+            last = ny_date(tick.scheduled_time or now).replace(day=1) - dt.timedelta(days=1)
+            year, month = last.year, last.month
+        run = rollup.month_job(year, month)
+    record_job_run(c.store, tick.job, now, "OK", detail=run.summary(), rows=run.rows)
 
 
 def _fields(exc: ValidationError) -> str:

@@ -46,7 +46,7 @@ from spreadpilot.domain.pnl import (
 )
 from spreadpilot.platform import collections as C
 from spreadpilot.ports.clock import Clock
-from spreadpilot.ports.store import Filter, Store
+from spreadpilot.ports.store import Filter, Store, Transaction
 from spreadpilot.services import pnl_records as R
 from spreadpilot.services.followers import list_followers
 
@@ -139,12 +139,21 @@ def _d(value: Any) -> Decimal:
     return Decimal(value) if value is not None else ZERO
 
 
-def _write_if_changed(store: Store, collection: str, doc_id: str, doc: dict[str, Any]) -> bool:
-    """Keyed write that leaves an identical row alone (re-runs write nothing)."""
-    if store.get(collection, doc_id) == doc:
-        return False
-    store.set(collection, doc_id, doc)
-    return True
+#: Rows per store transaction: Firestore's limit is 500 writes per commit.
+BATCH = 400
+
+
+def _write_batched(store: Store, collection: str, docs: Mapping[str, dict[str, Any]]) -> None:
+    """Many keyed rows in few commits (one commit per row dominated a 10,000-follower day)."""
+    items = list(docs.items())
+    for i in range(0, len(items), BATCH):
+        chunk = items[i : i + BATCH]
+
+        def write(txn: Transaction, chunk: list[tuple[str, dict[str, Any]]] = chunk) -> None:
+            for doc_id, doc in chunk:
+                txn.set(collection, doc_id, doc)
+
+        store.transaction(write)
 
 
 def _with_last_marks(
@@ -291,6 +300,8 @@ class PnlRollup:
         threshold = self.settings.pnl_exercise_threshold
         for n, day in enumerate(days, start=1):
             inputs = self._day_inputs(day)
+            stored = self._rows_on(day)
+            changed: dict[str, dict[str, Any]] = {}
             # a follower with holdings carried from yesterday has a row even on a quiet day
             carried = {f for f, row in previous.items() if row.get("holdings")}
             ids = sorted(set(inputs.fills) | set(inputs.marks) | set(inputs.settlements) | carried)
@@ -315,9 +326,11 @@ class PnlRollup:
                 doc["marks_carried"] = sorted(k for k in carried_marks if k in result.marks)
                 today[fid] = doc
                 run.rows += 1
-                if _write_if_changed(self.store, C.PNL_DAILY, f"{fid}_{day.isoformat()}", doc):
-                    run.changed += 1
+                if stored.get(fid) != doc:
+                    changed[f"{fid}_{day.isoformat()}"] = doc
                     touched[month_key(day)].append(doc)
+            _write_batched(self.store, C.PNL_DAILY, changed)
+            run.changed += len(changed)
             previous = today
             if progress is not None:
                 progress(n, len(days))
@@ -346,13 +359,25 @@ class PnlRollup:
 
     # ------------------------------------------------------------------ monthly
 
-    def month_job(self, year: int, month: int, progress: Progress | None = None) -> RollupRun:
-        """The 00:10 ET run on the 1st (and `spreadpilot report`): the month's days
-        recomputed from the raw inputs, then its monthly rows and statements."""
+    def month_job(
+        self, year: int, month: int, progress: Progress | None = None, *, full: bool = False
+    ) -> RollupRun:
+        """The month's rows and statements after its days are brought up to date: the
+        00:10 ET run on the 1st recomputes the last `pnl_recompute_days` trading days
+        (what arrived after the last daily run: the final marks, late commissions);
+        `full` (`spreadpilot report`, backfills) recomputes every day from the raw
+        inputs."""
         first, last = month_bounds(year, month)
-        days, _ = self.days(first, min(last, self._today()), progress)
+        last = min(last, self._today())
+        start = first
+        if not full:
+            start = last
+            for _ in range(self.settings.pnl_recompute_days):
+                start = self.previous_trading_day(start)
+            start = max(start, first)
+        days, _ = self.days(start, last, progress)
         run = self.month(year, month)
-        run.days, run.notes = days.days, [f"{days.changed} daily rows changed", *run.notes]
+        run.notes = [f"{days.days} days recomputed, {days.changed} daily rows changed", *run.notes]
         return run
 
     def month(self, year: int, month: int, progress: Progress | None = None) -> RollupRun:
@@ -371,9 +396,12 @@ class PnlRollup:
                 by_follower[snap.data["follower_id"]].append(snap.data)
         start_rows = self._rows_on(self.previous_trading_day(first))
         previous_month = self._monthly_rows(month_key(first - timedelta(days=1)))
+        existing_rows = self._monthly_rows(key)
+        book = _Statements(self.store, key)
         followers = self.followers()
         ids = sorted(set(by_follower) | {f.id for f in followers.values() if f.enabled})
         fx = fx_for_month(self.settings, last)
+        rows_out: dict[str, dict[str, Any]] = {}
         for n, fid in enumerate(ids, start=1):
             rows = sorted(by_follower.get(fid, []), key=lambda r: r["date"])
             follower = followers.get(fid)
@@ -382,17 +410,20 @@ class PnlRollup:
             )
             doc["complete"] = complete
             doc["through"] = through.isoformat()
-            existing = self.store.get(C.PNL_MONTHLY, f"{fid}_{key}")
+            existing = existing_rows.get(fid)
             if existing:  # billing state is the operator's, never recomputed
                 for kept in ("paid", "paid_reference", "paid_at"):
                     doc[kept] = existing.get(kept, doc[kept])
             run.rows += 1
-            if _write_if_changed(self.store, C.PNL_MONTHLY, f"{fid}_{key}", doc):
-                run.changed += 1
+            if existing != doc:
+                rows_out[f"{fid}_{key}"] = doc
             if follower is not None and follower.enabled:
-                run.adjustments += self._statement(fid, key, doc, follower, complete)
+                run.adjustments += self._statement(book, fid, doc, follower, complete)
             if progress is not None:
                 progress(n, len(ids))
+        _write_batched(self.store, C.PNL_MONTHLY, rows_out)
+        _write_batched(self.store, C.STATEMENTS, book.changed)
+        run.changed = len(rows_out)
         return run
 
     def _monthly_rows(self, key: str) -> dict[str, dict[str, Any]]:
@@ -440,26 +471,30 @@ class PnlRollup:
     # ------------------------------------------------------------------ statements
 
     def _statement(
-        self, fid: str, key: str, row: Mapping[str, Any], follower: Follower, complete: bool
+        self,
+        book: _Statements,
+        fid: str,
+        row: Mapping[str, Any],
+        follower: Follower,
+        complete: bool,
     ) -> int:
         """The statement document the mailer works from; an already mailed month
         that changed yields an adjustment for the next statement. Returns the number
         of adjustments created."""
-        doc_id = f"{fid}_{key}"
-        existing = self.store.get(C.STATEMENTS, doc_id) or {}
-        if existing.get("status") in ("SENT", "SENDING", "CHECK"):
-            return self._adjust(fid, key, row, existing)
-        adjustments = adjustments_for(self.store, fid, key)
+        key = book.month
+        existing = book.existing.get(fid, {})
+        if existing.get("status") in MAILED:
+            return self._adjust(book, fid, row, existing)
+        adjustments = book.applying.get(fid, [])
         amount = _d(row["commission_billed"]) + sum(
             (_d(a["commission_billed"]) for a in adjustments), ZERO
         )
         doc = {
-            **{k: v for k, v in existing.items() if k in ("attempts", "last_error")},
             "follower_id": fid,
             "month": key,
             "email": follower.email,
-            "status": existing.get("status", "UNSENT") if existing else "UNSENT",
-            "sha256": None,
+            "status": existing.get("status", "UNSENT"),
+            "sha256": existing.get("sha256"),
             "pnl": row["pnl"],
             "commission_billed": row["commission_billed"],
             "amount_due": _s(amount),
@@ -468,24 +503,22 @@ class PnlRollup:
             "adjustments": [a["id"] for a in adjustments],
             "complete": complete,
         }
-        if existing.get("status") == "FAILED":
-            doc["status"] = "FAILED"
         if {k: existing.get(k) for k in doc} != doc:
-            doc["prepared_at"] = self.clock.now()
-            self.store.set(C.STATEMENTS, doc_id, {**existing, **doc})
+            book.changed[f"{fid}_{key}"] = {**existing, **doc, "prepared_at": self.clock.now()}
         return 0
 
-    def _adjust(self, fid: str, key: str, row: Mapping[str, Any], sent: Mapping[str, Any]) -> int:
+    def _adjust(
+        self, book: _Statements, fid: str, row: Mapping[str, Any], sent: Mapping[str, Any]
+    ) -> int:
         """Mailed figures are history: the change since (less earlier adjustments of
         the same month) is carried to the next statement as an adjustment line."""
-        earlier = self.store.query(
-            C.ADJUSTMENTS, [Filter("follower_id", "==", fid), Filter("month", "==", key)]
-        )
+        key = book.month
+        earlier = book.correcting.get(fid, [])
         billed_pnl = _d(sent.get("billed_pnl", sent.get("pnl"))) + sum(
-            (_d(s.data["pnl_usd"]) for s in earlier), ZERO
+            (_d(a["pnl_usd"]) for a in earlier), ZERO
         )
         billed_commission = _d(sent.get("billed_commission", sent.get("commission_billed")))
-        billed_commission += sum((_d(s.data["commission_billed"]) for s in earlier), ZERO)
+        billed_commission += sum((_d(a["commission_billed"]) for a in earlier), ZERO)
         d_pnl = _d(row["pnl"]) - billed_pnl
         d_commission = _d(row["commission_billed"]) - billed_commission
         if d_pnl == 0 and d_commission == 0:
@@ -515,14 +548,32 @@ class PnlRollup:
         return 1
 
     def _next_unsent(self, fid: str, key: str) -> str:
-        while (self.store.get(C.STATEMENTS, f"{fid}_{key}") or {}).get("status") in (
-            "SENT",
-            "SENDING",
-            "CHECK",
-        ):
+        while (self.store.get(C.STATEMENTS, f"{fid}_{key}") or {}).get("status") in MAILED:
             year, month = parse_month(key)
             key = month_key(month_bounds(year, month)[1] + timedelta(days=1))
         return key
+
+
+#: Statement states after which its figures are history (mailed, or possibly mailed).
+MAILED = ("SENT", "SENDING", "CHECK")
+
+
+class _Statements:
+    """One month's statement documents and adjustments, read once for all followers."""
+
+    def __init__(self, store: Store, month: str) -> None:
+        self.month = month
+        on_month = [Filter("month", "==", month)]
+        self.existing = {s.data["follower_id"]: s.data for s in store.query(C.STATEMENTS, on_month)}
+        self.applying: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for snap in store.query(C.ADJUSTMENTS, [Filter("applies_to", "==", month)]):
+            self.applying[snap.data["follower_id"]].append({"id": snap.id, **snap.data})
+        self.correcting: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for snap in store.query(C.ADJUSTMENTS, on_month):
+            self.correcting[snap.data["follower_id"]].append(snap.data)
+        for group in self.applying.values():
+            group.sort(key=lambda a: a["id"])
+        self.changed: dict[str, dict[str, Any]] = {}
 
 
 def adjustments_for(store: Store, fid: str, key: str) -> list[dict[str, Any]]:

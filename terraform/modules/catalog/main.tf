@@ -138,7 +138,7 @@ locals {
   # list as spreadpilot.platform.collections.EXPIRES and the field as
   # spreadpilot.ports.store.EXPIRE_AT (Terraform cannot import Python; tests/deploy
   # holds them equal).
-  ttl_collections = ["claims", "executions", "job_runs"]
+  ttl_collections = ["claims", "executions", "job_runs", "fills", "marks", "settlements"]
   ttl_field       = "expire_at"
 
   # --- what must hold for the definitions to be deployable (checked at plan time

@@ -1,7 +1,12 @@
 """Embedded channels: one file per delivery under DATA_DIR/outbox/telegram and
-DATA_DIR/outbox/email, named by the delivery key. Writing is atomic (temp file
-+ rename) and a retry overwrites the same file, so a resend never duplicates:
-these channels are idempotent."""
+DATA_DIR/outbox/email (statements: DATA_DIR/outbox/statements), named by the
+delivery key. Writing is atomic (temp file + rename) and a retry overwrites the
+same file, so a resend never duplicates: these channels are idempotent.
+
+A mail is a complete .eml (Cc and attachments included, openable in any mail
+client); each attachment is also written beside it as `<key>--<filename>` so a
+dry run's PDFs can be opened directly. The .eml is written last: its presence
+means the mail was "delivered" (`find`)."""
 
 from __future__ import annotations
 
@@ -42,17 +47,37 @@ class OutboxTelegram:
 class OutboxEmail:
     idempotent = True
 
-    def __init__(self, outbox: Path, sender: str) -> None:
-        self.directory = outbox / "email"
+    def __init__(self, outbox: Path, sender: str, folder: str = "email") -> None:
+        self.directory = outbox / folder
         self.sender = sender
 
     def send(self, mail: Mail) -> str:
         msg = EmailMessage()
         msg["From"] = self.sender
         msg["To"] = ", ".join(mail.to)
+        if mail.cc:
+            msg["Cc"] = ", ".join(mail.cc)
         msg["Subject"] = mail.subject
         msg["X-SpreadPilot-Key"] = mail.key
         msg.set_content(mail.text)
-        path = self.directory / f"{_stem(mail.key)}.eml"
+        stem = _stem(mail.key)
+        for item in mail.attachments:
+            maintype, _, subtype = item.mime_type.partition("/")
+            msg.add_attachment(
+                item.content,
+                maintype=maintype,
+                subtype=subtype or "octet-stream",
+                filename=item.filename,
+            )
+            _atomic_write(self.directory / f"{stem}--{_stem(item.filename)}", item.content)
+        path = self._path(mail.key)
         _atomic_write(path, bytes(msg))
         return path.name
+
+    def find(self, key: str) -> str | None:
+        """The file name if a mail with this key is in the outbox."""
+        path = self._path(key)
+        return path.name if path.is_file() else None
+
+    def _path(self, key: str) -> Path:
+        return self.directory / f"{_stem(key)}.eml"
