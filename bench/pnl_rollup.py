@@ -26,10 +26,11 @@ import logging
 import resource
 import sys
 import tempfile
-import time
-from datetime import UTC, date, datetime
+import time as timer
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -75,42 +76,44 @@ def seed(store: SqliteStore, followers: int, days: list[date]) -> None:
 
     store.transaction(followers_txn)
     for d, day in enumerate(days):
-        short, long = option("QQQ", day, "P", "488"), option("QQQ", day, "P", "486")
-        close = Decimal("480.00") if d % 7 == 3 else Decimal("490.00")
-        opened = ny_datetime(day, datetime.strptime("09:31", "%H:%M").time())
-        closed = ny_datetime(day, datetime.strptime("14:02", "%H:%M").time())
+        docs = day_docs(ids, d, day)
 
-        def day_txn(txn: Transaction, day: date = day) -> None:
-            for n, fid in enumerate(ids):
-                account = f"U{n + 1000000}"
-                legs = [
-                    (short, "SLD", "1.25", opened),
-                    (long, "BOT", "0.50", opened),
-                ]
-                if (n + d) % 4 == 0:  # closed early for a 0.05 debit
-                    legs += [(short, "BOT", "0.10", closed), (long, "SLD", "0.05", closed)]
-                fills = [
-                    R.fill_doc(
-                        exec_id=f"{account}.{day:%Y%m%d}.{i}",
-                        at=at,
-                        instrument=ins,
-                        side=side,
-                        quantity=2,
-                        price=Decimal(price),
-                        commission=FEE * 2,
-                        order_ref=f"SP-{day:%Y%m%d}-QQQ-{fid}-OPEN",
-                    )
-                    for i, (ins, side, price, at) in enumerate(legs)
-                ]
-                key = R.doc_id(account, day)
-                txn.set(C.FILLS, key, R.fills_day_doc(account, fid, day, fills, closed))
-                txn.set(
-                    C.MARKS,
-                    key,
-                    R.marks_doc(account, fid, day, closed, {"QQQ": close}, [], session_over=True),
-                )
+        def day_txn(txn: Transaction, docs: list[tuple[str, str, dict[str, Any]]] = docs) -> None:
+            for collection, key, doc in docs:
+                txn.set(collection, key, doc)
 
         store.transaction(day_txn)
+
+
+def day_docs(ids: list[str], d: int, day: date) -> list[tuple[str, str, dict[str, Any]]]:
+    """One day's fills and marks documents for every follower."""
+    short, long = option("QQQ", day, "P", "488"), option("QQQ", day, "P", "486")
+    close = Decimal("480.00") if d % 7 == 3 else Decimal("490.00")
+    opened, closed = ny_datetime(day, time(9, 31)), ny_datetime(day, time(14, 2))
+    out: list[tuple[str, str, dict[str, Any]]] = []
+    for n, fid in enumerate(ids):
+        account = f"U{n + 1000000}"
+        legs = [(short, "SLD", "1.25", opened), (long, "BOT", "0.50", opened)]
+        if (n + d) % 4 == 0:  # closed early for a 0.05 debit
+            legs += [(short, "BOT", "0.10", closed), (long, "SLD", "0.05", closed)]
+        fills = [
+            R.fill_doc(
+                exec_id=f"{account}.{day:%Y%m%d}.{i}",
+                at=at,
+                instrument=ins,
+                side=side,
+                quantity=2,
+                price=Decimal(price),
+                commission=FEE * 2,
+                order_ref=f"SP-{day:%Y%m%d}-QQQ-{fid}-OPEN",
+            )
+            for i, (ins, side, price, at) in enumerate(legs)
+        ]
+        key = R.doc_id(account, day)
+        out.append((C.FILLS, key, R.fills_day_doc(account, fid, day, fills, closed)))
+        marks = R.marks_doc(account, fid, day, closed, {"QQQ": close}, [], session_over=True)
+        out.append((C.MARKS, key, marks))
+    return out
 
 
 def peak_mib() -> float:
@@ -124,12 +127,12 @@ def measure(followers: int, days: list[date]) -> tuple[float, float, int]:
         clock = SimClock(datetime(2026, 11, 1, 4, 10, tzinfo=UTC))
         settings = load_settings(data_dir=Path(tmp))
         rollup = PnlRollup(store, clock, MarketCalendar(), settings)
-        t0 = time.perf_counter()
+        t0 = timer.perf_counter()
         full = rollup.month_job(*MONTH, full=True)
-        recompute = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        recompute = timer.perf_counter() - t0
+        t0 = timer.perf_counter()
         run = rollup.month_job(*MONTH)
-        job = time.perf_counter() - t0
+        job = timer.perf_counter() - t0
         rows = len(store.query(C.PNL_DAILY))
         store.close()
         assert run.rows == full.rows == followers, run.summary()

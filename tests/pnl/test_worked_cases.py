@@ -328,7 +328,9 @@ def test_statement_rows_add_up_to_the_month(store, tmp_path) -> None:
     pnl, _ = rollup(store, tmp_path, AFTER_MONTH, follower())
     pnl.month_job(2026, 11, full=True)
     s = StatementBook(store, pnl.settings).statement("alice", "2026-11")
-    assert [line.day for line in s.days] == [D1, D2]
+    # every trading day from the first trade on: quiet days show 0, the month adds up
+    assert [line.day for line in s.days] == [D1, D2, date(2026, 11, 27), date(2026, 11, 30)]
+    assert [line.pnl for line in s.days][2:] == [Decimal("0.00"), Decimal("0.00")]
     assert s.days[-1].cumulative == s.pnl_usd == Decimal(monthly(store, "2026-11")["pnl"])
     assert s.iban_masked == "DE89 **** **** **** **30 00"
     assert s.complete and s.period_end == date(2026, 11, 30)

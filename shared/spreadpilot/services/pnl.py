@@ -25,7 +25,7 @@ from __future__ import annotations
 import csv
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -169,6 +169,22 @@ def _with_last_marks(
     return replace(marks, prices={**last, **marks.prices}), carried
 
 
+def _month_to_date(r: DayResult, before: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Running sums of the month, chained like the holdings: the month's last row
+    carries realised of the month and the unrealised it started from."""
+    same = before is not None and before["month"] == month_key(r.day)
+    prior: Mapping[str, Any] = before if same and before is not None else {}
+    return {
+        "month_realised": _s(_d(prior.get("month_realised")) + r.realised),
+        "month_commissions": _s(_d(prior.get("month_commissions")) + r.commissions),
+        "month_unrealised_start": prior.get("month_unrealised_start", _s(r.unrealised_before)),
+        "month_days_traded": int(prior.get("month_days_traded", 0)) + (1 if r.trades else 0),
+        "month_provisional": [*prior.get("month_provisional", []), r.day.isoformat()]
+        if r.provisional
+        else list(prior.get("month_provisional", [])),
+    }
+
+
 def holdings_docs(holdings: Iterable[Holding]) -> list[dict[str, Any]]:
     return [
         {**R.instrument_doc(h.instrument), "quantity": h.quantity, "cost": _s(h.cost)}
@@ -302,8 +318,13 @@ class PnlRollup:
             inputs = self._day_inputs(day)
             stored = self._rows_on(day)
             changed: dict[str, dict[str, Any]] = {}
-            # a follower with holdings carried from yesterday has a row even on a quiet day
-            carried = {f for f, row in previous.items() if row.get("holdings")}
+            # a follower with a row earlier this month (or holdings carried into it) has
+            # one every day after: the last trading day's rows then sum up the month
+            carried = {
+                f
+                for f, row in previous.items()
+                if row.get("holdings") or row["month"] == month_key(day)
+            }
             ids = sorted(set(inputs.fills) | set(inputs.marks) | set(inputs.settlements) | carried)
             today: dict[str, dict[str, Any]] = {}
             for fid in ids:
@@ -324,6 +345,7 @@ class PnlRollup:
                 )
                 doc = daily_doc(fid, account, result)
                 doc["marks_carried"] = sorted(k for k in carried_marks if k in result.marks)
+                doc.update(_month_to_date(result, before))
                 today[fid] = doc
                 run.rows += 1
                 if stored.get(fid) != doc:
@@ -390,23 +412,29 @@ class PnlRollup:
         complete = today > last
         days = self.trading_days(first, through)
         run.days = len(days)
-        by_follower: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for snap in self.store.query(C.PNL_DAILY, [Filter("month", "==", key)]):
-            if snap.data["date"] <= through.isoformat():
-                by_follower[snap.data["follower_id"]].append(snap.data)
-        start_rows = self._rows_on(self.previous_trading_day(first))
+        # the month's last rows carry its running sums (every follower active in the
+        # month has one each trading day): one day's rows, not the whole month's
+        last_rows = self._rows_on(days[-1]) if days else {}
         previous_month = self._monthly_rows(month_key(first - timedelta(days=1)))
         existing_rows = self._monthly_rows(key)
         book = _Statements(self.store, key)
         followers = self.followers()
-        ids = sorted(set(by_follower) | {f.id for f in followers.values() if f.enabled})
+        ids = sorted(
+            {f for f, r in last_rows.items() if r["month"] == key}
+            | {f.id for f in followers.values() if f.enabled}
+        )
         fx = fx_for_month(self.settings, last)
         rows_out: dict[str, dict[str, Any]] = {}
         for n, fid in enumerate(ids, start=1):
-            rows = sorted(by_follower.get(fid, []), key=lambda r: r["date"])
+            row = last_rows.get(fid)
             follower = followers.get(fid)
             doc = self._monthly_doc(
-                fid, key, rows, start_rows.get(fid), previous_month.get(fid), follower, fx
+                fid,
+                key,
+                row if row is not None and row["month"] == key else None,
+                previous_month.get(fid),
+                follower,
+                fx,
             )
             doc["complete"] = complete
             doc["through"] = through.isoformat()
@@ -434,15 +462,18 @@ class PnlRollup:
         self,
         fid: str,
         key: str,
-        rows: Sequence[Mapping[str, Any]],
-        start_row: Mapping[str, Any] | None,
+        last: Mapping[str, Any] | None,
         previous: Mapping[str, Any] | None,
         follower: Follower | None,
         fx: FxRate,
     ) -> dict[str, Any]:
+        """From the month's last daily row (None: nothing traded or held this month)."""
+        row: Mapping[str, Any] = last or {}
         m = month_pnl(
-            [(_d(r["realised"]), _d(r["unrealised"]), _d(r["commissions"])) for r in rows],
-            _d((start_row or {}).get("unrealised")),
+            [(_d(row["month_realised"]), _d(row["unrealised"]), _d(row["month_commissions"]))]
+            if last
+            else [],
+            _d(row.get("month_unrealised_start")),
         )
         rate = follower.commission_rate if follower is not None else ZERO
         hwm = self.settings.commission_high_water_mark
@@ -454,14 +485,14 @@ class PnlRollup:
             "month": key,
             "year": year,
             "month_number": month,
-            "account": rows[-1]["account"] if rows else (follower.ib_account if follower else ""),
+            "account": row.get("account") or (follower.ib_account if follower else ""),
             "realised": _s(cents(m.realised)),
             "unrealised_start": _s(cents(m.unrealised_start)),
             "unrealised_end": _s(cents(m.unrealised_end)),
             "pnl": _s(c.pnl_usd),
             "ib_commissions": _s(cents(m.commissions)),
-            "trading_days": len(rows),
-            "provisional_days": [r["date"] for r in rows if r.get("provisional")],
+            "trading_days": int(row.get("month_days_traded", 0)),
+            "provisional_days": list(row.get("month_provisional", [])),
             **commission_fields(c),
             "paid": False,
             "paid_reference": None,
