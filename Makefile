@@ -6,7 +6,7 @@ UV := .tools/bin/uv
 VENV := .venv
 STAMP := $(VENV)/.synced
 
-.PHONY: demo test lint fmt bench clean package checkov
+.PHONY: demo test lint fmt bench clean package checkov system-deps
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -19,7 +19,13 @@ $(STAMP): $(UV) pyproject.toml uv.lock
 demo: $(STAMP)
 	$(VENV)/bin/spreadpilot demo
 
-test: $(STAMP)
+# poppler-utils (pdftotext, pdftoppm): the statement tests read and render the PDFs.
+system-deps:
+	@command -v pdftotext >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq poppler-utils >/dev/null; }
+
+test: $(STAMP) system-deps
 	$(VENV)/bin/pytest
 
 lint: $(STAMP)
@@ -42,6 +48,8 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/ibsim_latency.py
 	$(VENV)/bin/python bench/agent_execution.py
 	$(VENV)/bin/python bench/alert_routing.py
+	$(VENV)/bin/python bench/pnl_rollup.py
+	$(VENV)/bin/python bench/statements.py
 
 # Issue 7: the functions' deployable zips (dist/functions/<name>.zip) and the
 # offline Terraform checks' checkov, in its own environment so its many pins

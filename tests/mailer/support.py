@@ -9,9 +9,8 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from fpdf import FPDF
-
 from spreadpilot.adapters.notify.sendgrid_mailer import SendGridMailer
+from spreadpilot.adapters.pdf.statement_pdf import render_statement
 from spreadpilot.domain.statement import Adjustment, Operator, Statement
 from spreadpilot.platform import collections as C
 from spreadpilot.ports.store import Store
@@ -79,13 +78,8 @@ def make_statement(
 
 
 def render_pdf(statement: Statement) -> bytes:
-    """Stand-in for adapters/pdf/statement_pdf.render_statement: a real one-page PDF."""
-    pdf = FPDF()
-    pdf.set_creation_date(datetime(2026, 12, 1, tzinfo=UTC))
-    pdf.add_page()
-    pdf.set_font("helvetica", size=12)
-    pdf.cell(text=f"Statement {statement.month} {statement.follower_id} {statement.amount_due}")
-    return bytes(pdf.output())
+    """The real renderer (the mail attaches exactly these bytes)."""
+    return render_statement(statement)
 
 
 class Book:

@@ -686,11 +686,9 @@ def build_commission_mailer(
 
 def _render_statement(statement: Statement) -> bytes:
     """The real PDF renderer, imported at first use (fpdf2 is heavy)."""
-    import importlib
+    from spreadpilot.adapters.pdf.statement_pdf import render_statement
 
-    module = importlib.import_module("spreadpilot.adapters.pdf.statement_pdf")
-    pdf: bytes = module.render_statement(statement)
-    return pdf
+    return render_statement(statement)
 
 
 def mail_statements(c: Container, dry_run: bool | None = None) -> MailRun:

@@ -1,0 +1,1 @@
+"""PDF rendering (fpdf2): the monthly statement."""
