@@ -32,18 +32,19 @@ import socket
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 
 from gateway.commands import CommandLoop
 from gateway.health import AgentHealth
+from gateway.marks import MarksLoop
 from gateway.pulled import keep_leased, report_malformed
 from spreadpilot.domain.alerts import Alert, AlertType
 from spreadpilot.domain.orders import OrderIntent
 from spreadpilot.platform.settings import SettingsError
 from spreadpilot.platform.wiring import Container
-from spreadpilot.ports.broker import Broker
+from spreadpilot.ports.broker import Broker, RiskBroker
 from spreadpilot.ports.bus import (
     ReceivedMessage,
 )
@@ -231,6 +232,8 @@ class Agent:
         self.processed = 0
         #: gateway checks, heartbeat record, /health (gateway/health.py; issue 5)
         self.health = AgentHealth(self)
+        #: marks, fills and (at the pre-open check) observed settlements (issue 6)
+        self.marks = MarksLoop(self)
         #: scheduled risk jobs and operator commands from agent-commands (issue 5)
         self.commands = CommandLoop(self)
 
@@ -255,6 +258,10 @@ class Agent:
     @property
     def brokers(self) -> dict[str, Broker]:
         return {gid: c.broker for gid, c in self.connections.items()}
+
+    def risk_brokers(self) -> dict[str, RiskBroker]:
+        """Every gateway's broker as the risk and marks jobs use it (IBBrokers are)."""
+        return {gid: cast(RiskBroker, c.broker) for gid, c in self.connections.items()}
 
     def connected(self) -> dict[str, Broker]:
         return {gid: c.broker for gid, c in self.connections.items() if c.broker.is_connected()}
@@ -483,6 +490,7 @@ class Agent:
         ]
         keepers.append(asyncio.create_task(self.health.run(stop), name="health"))
         keepers.append(asyncio.create_task(self.commands.run(stop), name="commands"))
+        keepers.append(asyncio.create_task(self.marks.run(stop), name="marks"))
         batches: set[asyncio.Task[int]] = set()
         next_heartbeat = self.clock.now()
         try:

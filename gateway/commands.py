@@ -21,7 +21,7 @@ import asyncio
 import logging
 from collections.abc import Coroutine, Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from gateway.pulled import keep_leased, report_malformed
 from spreadpilot.domain.calendar import ny_date
@@ -70,12 +70,12 @@ class CommandLoop:
                 c.settings, lease_seconds=float(c.settings.claim_lease_seconds)
             ),
             holder=agent.holder,
+            settlements=agent.marks.service.observe_settlements,
         )
         self.handled = 0
 
     def _brokers(self) -> Mapping[str, RiskBroker]:
-        # the agent's connections are IBBrokers, which implement RiskBroker
-        return {gid: cast(RiskBroker, conn.broker) for gid, conn in self.agent.connections.items()}
+        return self.agent.risk_brokers()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until `stop`: pull and run commands, one at a time."""

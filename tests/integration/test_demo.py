@@ -179,3 +179,60 @@ def test_demo_refuses_a_folder_it_did_not_create(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "is not a demo folder" in result.output
     assert (tmp_path / "precious.txt").exists()
+
+
+def test_the_days_pnl_and_the_months_statements(demo: tuple[str, Path]) -> None:
+    """The P&L rows against the raw fills the agent read from IB, computed plainly:
+    alice and bruno ended the day flat, so their P&L is the cash of their fills;
+    dario's short put was assigned (observed at IB the next morning): 100 shares
+    bought at the strike, worth the close."""
+    out, data = demo
+    store = SqliteStore(data / "store.db")
+    try:
+        for follower in ("alice", "bruno", "dario"):
+            row = store.get(C.PNL_DAILY, f"{follower}_{DAY}")
+            assert row is not None, follower
+            (fills_doc,) = [
+                s.data
+                for s in store.query(C.FILLS)
+                if s.data["follower_id"] == follower and s.data["date"] == DAY
+            ]
+            cash = sum(
+                (
+                    (1 if f["side"] == "SLD" else -1)
+                    * Decimal(f["price"])
+                    * f["quantity"]
+                    * f["multiplier"]
+                    - Decimal(f["commission"] or 0)
+                    for f in fills_doc["fills"]
+                ),
+                Decimal(0),
+            )
+            assert fills_doc["fills"] and all(f["commission"] for f in fills_doc["fills"])
+            if follower == "dario":
+                settlement = store.get(C.SETTLEMENTS, f"U2000001_{DAY}")
+                assert settlement is not None and settlement["reconciled"] is True
+                marks = store.get(C.MARKS, f"U2000001_{DAY}")
+                assert marks is not None and marks["session_over"] is True
+                (assigned,) = [leg for leg in settlement["legs"] if leg["outcome"] == "ASSIGNED"]
+                close = Decimal(marks["underlying"]["QQQ"])
+                cash += 100 * (close - Decimal(assigned["strike"]))  # shares at strike, marked
+                assert row["holdings"][0]["quantity"] == 100 and row["provisional"] == []
+            else:
+                assert row["holdings"] == []
+            assert Decimal(row["pnl_cents"]) == cash.quantize(CENT, ROUND_HALF_UP), follower
+            pnl = Decimal(row["pnl_cents"])
+            shown = f"-${-pnl:,}" if pnl < 0 else f"${pnl:,}"
+            assert any(
+                cells[:2] == [follower, row["account"]] and cells[4] == shown
+                for cells in (
+                    [c.strip() for c in line.strip("│").split("│")] for line in out.splitlines()
+                )
+            ), f"the demo prints {follower}'s P&L {shown}"
+        # the month to date: a statement PDF per enabled follower, never mailed
+        pdfs = sorted(p.name for p in (data / "outbox" / "statements").glob("*.pdf"))
+        assert pdfs == [f"statement-2026-11-{f}.pdf" for f in ("alice", "bruno", "dario", "elena")]
+        assert all(s.data["complete"] is False for s in store.query(C.STATEMENTS))
+        assert "Commissions 2026-11 (month to date)" in out
+    finally:
+        store.close()

@@ -23,7 +23,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ibsim.market import MarketConfig
-from spreadpilot.cli.views import orders_table, totals_line
+from spreadpilot.cli.pnl import day_rows, render_statements, rollup_of
+from spreadpilot.cli.views import month_table, orders_table, pnl_day_table, totals_line
 from spreadpilot.domain.calendar import NEW_YORK, MarketCalendar, ny_date, ny_datetime
 from spreadpilot.domain.sheet import SHEET_HEADER
 from spreadpilot.local.gateways import SimulatedGateways, accounts_by_gateway
@@ -89,7 +90,7 @@ def run_demo(out: Console, data_dir: Path, day: date | None = None) -> None:
         alert_email_to=["operator@example.com"],
         status_base_url="http://127.0.0.1:8080",
     )
-    start, end = ny_datetime(day, time(9, 25)), ny_datetime(day, time(16, 10))
+    start, end = ny_datetime(day, time(9, 25)), ny_datetime(day, time(16, 35))
     clock = SimClock(start)
     c = Container(settings, clock=clock)
 
@@ -137,6 +138,7 @@ def run_demo(out: Console, data_dir: Path, day: date | None = None) -> None:
         early = run(dawn, ny_datetime(next_day, time(9, 35)))
 
     _print_day(out, c, day, next_day, ports)
+    _print_pnl(out, c, day)
     out.print(
         f"\n{report.ticks + night.ticks + early.ticks} scheduler ticks, "
         f"{report.handled + night.handled + early.handled} messages delivered to the "
@@ -150,7 +152,23 @@ def run_demo(out: Console, data_dir: Path, day: date | None = None) -> None:
     inspect = f"SPREADPILOT_DATA_DIR={data_dir} .venv/bin/spreadpilot"
     out.print(f"Inspect: {inspect} orders --date {day}", highlight=False)
     out.print(f"         {inspect} trace SP-{day:%Y%m%d}-QQQ-alice-CLOSE", highlight=False)
+    out.print(f"         {inspect} pnl show --date {day}", highlight=False)
+    out.print(f"         {inspect} commissions list --month {day:%Y-%m}", highlight=False)
     out.print("         (also: alerts, alerts deliveries, intents, followers list, dead-letters)")
+
+
+def _print_pnl(out: Console, c: Container, day: date) -> None:
+    """The day's P&L per follower (recomputed now that the next morning's pre-open
+    check has seen the expiry at IB), then the month-to-date statements."""
+    rollup = rollup_of(c)
+    rollup.days(day, day)
+    out.print(pnl_day_table(day_rows(c, day), f"P&L of {day} (USD, net of IB commissions)"))
+    key = f"{day:%Y-%m}"
+    rollup.month_job(day.year, day.month, full=True)
+    paths = render_statements(c, key, c.settings.outbox_dir / "statements")
+    rows = [s.data for s in c.store.query(C.PNL_MONTHLY, [Filter("month", "==", key)])]
+    out.print(month_table(rows, f"Commissions {key} (month to date)"))
+    out.print(f"{len(paths)} statement PDFs in {c.settings.outbox_dir / 'statements'}")
 
 
 def _print_day(out: Console, c: Container, day: date, next_day: date, ports: str) -> None:

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 #: The clientId the agent uses on every simulated gateway (one agent per gateway).
 AGENT_CLIENT_ID = 7
+#: IB books expiries overnight; unless a scenario says otherwise the simulators book
+#: them this long after the close, after the agent's final marks of the day.
+SETTLEMENT_DELAY_SECONDS = 4 * 3600.0
 
 
 def accounts_by_gateway(followers: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
@@ -63,10 +66,15 @@ class SimulatedGateways:
 
         try:
             for gid, accounts in self.accounts.items():
+                fills = {
+                    "settlement_delay_seconds": SETTLEMENT_DELAY_SECONDS,
+                    **(self.scenarios[gid].get("fills") or {}),
+                }
                 raw = {
                     # IB's pacing counts wall seconds: meaningless on a simulated clock
                     "pacing": {"enabled": False},
                     **self.scenarios[gid],
+                    "fills": fills,
                     "clock": {"start": self.clock.now(), "speed": "sim"},
                     "accounts": accounts,
                 }
@@ -107,6 +115,8 @@ class SimulatedGateways:
         simulated = getattr(self.clock, "set", None) is not None
         agent = Agent(container, self.configs(), holder="gateway-agent:embedded", unpaced=simulated)
         agent.health.restarter = SimulatorRestarter(self.running)  # a hung one is restarted
+        # a day in seconds: between orders, only gateways holding positions are marked
+        agent.marks.service.lazy = True
         return EmbeddedAgent(agent)
 
 
@@ -114,7 +124,8 @@ class EmbeddedAgent:
     """The gateway agent kept connected across a simulated day, driven tick by tick.
 
     `tick()` does what the agent's own loops do between two scheduler ticks
-    (reconnects with their backoff, the gateway health checks, the heartbeat);
+    (reconnects with their backoff, the gateway health checks, the heartbeat, the
+    marks run when one is due on the clock's grid);
     `process()` executes what the bus holds for it (orders, then commands: the
     risk jobs), its ladders and closes moving the simulated clock.
     """
@@ -123,6 +134,7 @@ class EmbeddedAgent:
         self.agent = agent
         self.loop = asyncio.new_event_loop()
         self.processed = 0
+        self._orders_seen = 0
 
     def __enter__(self) -> EmbeddedAgent:
         self.loop.run_until_complete(self.agent.connect_all())
@@ -149,6 +161,9 @@ class EmbeddedAgent:
         await self.agent.reconnect_due()
         await self.agent.health.check_once()
         self.agent.heartbeat()
+        orders = self.agent.processed  # order messages executed: positions may have opened
+        await self.agent.marks.tick(activity=orders != self._orders_seen)
+        self._orders_seen = orders
 
     def process(self) -> int:
         n = self.loop.run_until_complete(self.agent.process_all())

@@ -392,10 +392,10 @@ class Settings(BaseSettings):
         fx_missing = self.fx_rate is None or self.fx_rate_date is None
         if self.billing_currency != "USD" and self.fx_rates_file is None and fx_missing:
             raise ValueError(
-                    f"billing_currency is {self.billing_currency}: set SPREADPILOT_FX_RATE (USD -> "
-                    f"{self.billing_currency}) and SPREADPILOT_FX_RATE_DATE, or "
-                    "SPREADPILOT_FX_RATES_FILE"
-                )
+                f"billing_currency is {self.billing_currency}: set SPREADPILOT_FX_RATE (USD -> "
+                f"{self.billing_currency}) and SPREADPILOT_FX_RATE_DATE, or "
+                "SPREADPILOT_FX_RATES_FILE"
+            )
         if self.mode == "gcp" and not self.sheet_id:
             raise ValueError("mode is gcp: set SPREADPILOT_SHEET_ID to the signal spreadsheet id")
         return self

@@ -225,6 +225,29 @@ class MarketQuotes:
     options: dict[int, Quote] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ExecutionFill:
+    """One execution of one account as IB reports it (reqExecutions), ours (orderRef
+    SP-...) or not (IB's liquidations, manual trades: order_ref ""); a combo's legs
+    each have one, the combo itself none. The P&L is computed from these."""
+
+    exec_id: str
+    account: str
+    at: datetime  # aware
+    con_id: int
+    sec_type: str  # OPT, STK, ...
+    symbol: str
+    expiry: str  # options: YYYYMMDD, else ""
+    strike: Decimal | None
+    right: str  # options: C / P, else ""
+    multiplier: int
+    side: str  # BOT / SLD
+    quantity: int  # > 0
+    price: Decimal  # per share
+    commission: Decimal | None  # None until IB's commission report came
+    order_ref: str
+
+
 class RiskBroker(Broker, Protocol):
     """What the risk jobs need besides order entry. Closing orders are routed only by
     these calls, and the adapter's dry-run refuses them like any other order."""
@@ -242,6 +265,11 @@ class RiskBroker(Broker, Protocol):
         ...
 
     async def available_funds(self, account: str) -> Decimal | None: ...
+
+    async def executions(self) -> list[ExecutionFill]:
+        """Today's executions of every account of this login, every client's and IB's
+        own, with their commissions (combo-level executions left out: legs only)."""
+        ...
 
     async def close_spread(
         self,

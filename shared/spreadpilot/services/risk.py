@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -243,6 +243,43 @@ class CloseResult:
         return self.outcome.value if plain or not self.detail else f"{self.outcome} ({self.detail})"
 
 
+def load_followers(store: Store) -> dict[str, Follower]:
+    """Every valid follower by id (an invalid record is logged and left out)."""
+    out: dict[str, Follower] = {}
+    for snap in store.query(C.FOLLOWERS):
+        try:
+            out[snap.id] = validate(Follower, snap.data, subject=f"follower {snap.id}")
+        except DomainValidationError as exc:
+            log.warning("follower %s is invalid, not risk-checked: %s", snap.id, exc)
+    return out
+
+
+def owner_of(followers: Mapping[str, Follower], gateway_id: str, account: str) -> tuple[str, bool]:
+    """(follower id, known) of an IB account: the follower naming it on this gateway,
+    else anywhere; an account no follower names is "account-<id>" (known False)."""
+    by_gateway = [
+        f for f in followers.values() if f.ib_account == account and f.gateway_id == gateway_id
+    ]
+    anywhere = by_gateway or [f for f in followers.values() if f.ib_account == account]
+    if anywhere:
+        return anywhere[0].id, True
+    return f"account-{account.lower()}", False
+
+
+def option_legs(positions: Iterable[Position]) -> list[OptionLeg]:
+    """The QQQ option positions, as the legs `pair_spreads` pairs into spreads."""
+    return [
+        OptionLeg(p.account, p.con_id, p.expiry, p.right, p.strike, p.quantity)
+        for p in positions
+        if p.sec_type == "OPT" and p.symbol == TICKER and p.strike is not None and p.expiry
+    ]
+
+
+#: The pre-open's settlement observation (services/marks.py): (today, gateway id ->
+#: the accounts its login manages) -> notes for the run's details.
+SettlementObserver = Callable[[date, Mapping[str, list[str]]], Awaitable[list[str]]]
+
+
 def _ny(moment: datetime) -> str:
     return moment.astimezone(NEW_YORK).strftime("%H:%M")
 
@@ -267,6 +304,7 @@ class RiskService:
         config: RiskConfig | None = None,
         holder: str = SOURCE,
         sleep: Sleep | None = None,
+        settlements: SettlementObserver | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -279,6 +317,7 @@ class RiskService:
         self.holder = holder
         self._sleep = sleep
         self._seq = 0
+        self.settlements = settlements
 
     async def wait(self, seconds: float) -> None:
         if self._sleep is not None:
@@ -291,24 +330,12 @@ class RiskService:
     # ------------------------------------------------------------------ followers
 
     def followers(self) -> dict[str, Follower]:
-        out: dict[str, Follower] = {}
-        for snap in self.store.query(C.FOLLOWERS):
-            try:
-                out[snap.id] = validate(Follower, snap.data, subject=f"follower {snap.id}")
-            except DomainValidationError as exc:
-                log.warning("follower %s is invalid, not risk-checked: %s", snap.id, exc)
-        return out
+        return load_followers(self.store)
 
     def _owner(
         self, followers: Mapping[str, Follower], gateway_id: str, account: str
     ) -> tuple[str, bool]:
-        by_gateway = [
-            f for f in followers.values() if f.ib_account == account and f.gateway_id == gateway_id
-        ]
-        anywhere = by_gateway or [f for f in followers.values() if f.ib_account == account]
-        if anywhere:
-            return anywhere[0].id, True
-        return f"account-{account.lower()}", False
+        return owner_of(followers, gateway_id, account)
 
     # ------------------------------------------------------------------ reading IB
 
@@ -316,12 +343,7 @@ class RiskService:
         self, gateway_id: str, broker: RiskBroker, followers: Mapping[str, Follower]
     ) -> tuple[list[Held], list[OptionLeg], list[Position]]:
         positions = await broker.positions()
-        legs = [
-            OptionLeg(p.account, p.con_id, p.expiry, p.right, p.strike, p.quantity)
-            for p in positions
-            if p.sec_type == "OPT" and p.symbol == TICKER and p.strike is not None and p.expiry
-        ]
-        spreads, unpaired = pair_spreads(legs)
+        spreads, unpaired = pair_spreads(option_legs(positions))
         held = []
         for s in spreads:
             fid, known = self._owner(followers, gateway_id, s.account)
@@ -647,6 +669,7 @@ class RiskService:
             elif funds <= self.config.min_available_funds:
                 missing.append(f"{where}: no margin available (AvailableFunds {funds})")
         assigned = await self._assignments(day, followers, managed)
+        assigned.extend(await self._observe_settlements(day, managed))
         if missing:
             self._alert(
                 AlertType.NOT_READY,
@@ -710,6 +733,17 @@ class RiskService:
                     + ("" if created else " (already known)")
                 )
         return notes
+
+    async def _observe_settlements(self, day: date, managed: Mapping[str, list[str]]) -> list[str]:
+        """How the previous trading day's expiring options left the accounts (P&L input);
+        a failure here is noted, never a failed readiness check."""
+        if self.settlements is None:
+            return []
+        try:
+            return await self.settlements(day, managed)
+        except Exception as exc:
+            log.exception("settlement observation failed")
+            return [f"settlements not observed ({type(exc).__name__}: {exc})"]
 
     async def flatten_pending(self, day: date) -> list[str]:
         """Flatten the assigned shares found by today's pre-open check (at/after the open)."""

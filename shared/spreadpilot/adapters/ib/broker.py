@@ -90,6 +90,7 @@ from spreadpilot.domain.money import cents
 from spreadpilot.domain.spread import VerticalSpread
 from spreadpilot.ports.broker import (
     BrokerError,
+    ExecutionFill,
     LegFill,
     Legs,
     MarginCheck,
@@ -791,6 +792,20 @@ class IBBroker:
         """The account's AvailableFunds (None when IB did not say)."""
         return await self._available_funds(account)
 
+    async def executions(self) -> list[ExecutionFill]:
+        """Today's executions of every account and client of the login (reqExecutions
+        with an empty filter), legs only: a BAG-level execution repeats its legs."""
+        async with self._shared_lock("executions"):
+            fills: list[Fill] = await self._request(self._ib.reqExecutionsAsync, "executions")
+        # a commission report updates the Fill ib_async saw first for that execId, not
+        # the copy a later reqExecutions answer carries
+        known = self._ib.wrapper.fills
+        return [
+            _execution_fill(known.get(str(f.execution.execId), f))
+            for f in _unique(fills)
+            if f.contract.secType != "BAG"
+        ]
+
     async def close_spread(
         self,
         legs: Legs,
@@ -1385,6 +1400,29 @@ def _leg_fill(f: Fill) -> LegFill:
         price=Decimal(repr(float(ex.price))),
         commission=commission,
         time=moment,
+    )
+
+
+def _execution_fill(f: Fill) -> ExecutionFill:
+    leg, c = _leg_fill(f), f.contract
+    option = str(c.secType) in ("OPT", "FOP")
+    size = _figure(c.multiplier)
+    return ExecutionFill(
+        exec_id=leg.exec_id,
+        account=str(f.execution.acctNumber),
+        at=leg.time,
+        con_id=leg.con_id,
+        sec_type=str(c.secType),
+        symbol=str(c.symbol),
+        expiry=str(c.lastTradeDateOrContractMonth or "")[:8] if option else "",
+        strike=_strike(c.strike) if option else None,
+        right=_right(str(c.right)) if option else "",
+        multiplier=int(size) if size else (100 if option else 1),
+        side=leg.side,
+        quantity=leg.quantity,
+        price=leg.price,
+        commission=leg.commission,
+        order_ref=str(f.execution.orderRef or ""),
     )
 
 
