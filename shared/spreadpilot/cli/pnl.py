@@ -116,14 +116,7 @@ def pnl_rollup(
     c = boot()
     rollup = rollup_of(c)
     with progress_bar(err, "daily rows") as advance:
-        run, touched = rollup.days(first, last, advance)
-    for key in sorted(touched):
-        if key != f"{ny_date(c.clock.now()):%Y-%m}" and c.store.query(
-            C.PNL_MONTHLY, [Filter("month", "==", key)], limit=1
-        ):
-            sub = rollup.month(*parse_month(key))
-            run.months.append(key)
-            run.adjustments += sub.adjustments
+        run = rollup.recompute(first, last, advance)
     out.print(run.summary())
     days = rollup.trading_days(first, last)
     if days:

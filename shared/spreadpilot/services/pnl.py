@@ -135,7 +135,8 @@ def _s(value: Decimal) -> str:
     return f"{value:f}"
 
 
-def _d(value: Any) -> Decimal:
+def dec(value: Any) -> Decimal:
+    """A row's Decimal string (absent: 0)."""
     return Decimal(value) if value is not None else ZERO
 
 
@@ -175,8 +176,8 @@ def _month_to_date(r: DayResult, before: Mapping[str, Any] | None) -> dict[str, 
     same = before is not None and before["month"] == month_key(r.day)
     prior: Mapping[str, Any] = before if same and before is not None else {}
     return {
-        "month_realised": _s(_d(prior.get("month_realised")) + r.realised),
-        "month_commissions": _s(_d(prior.get("month_commissions")) + r.commissions),
+        "month_realised": _s(dec(prior.get("month_realised")) + r.realised),
+        "month_commissions": _s(dec(prior.get("month_commissions")) + r.commissions),
         "month_unrealised_start": prior.get("month_unrealised_start", _s(r.unrealised_before)),
         "month_days_traded": int(prior.get("month_days_traded", 0)) + (1 if r.trades else 0),
         "month_provisional": [*prior.get("month_provisional", []), r.day.isoformat()]
@@ -339,7 +340,7 @@ class PnlRollup:
                     holdings_from((before or {}).get("holdings", [])),
                     trades,
                     marks,
-                    _d((before or {}).get("unrealised")),
+                    dec((before or {}).get("unrealised")),
                     settled=R.settlements_from(inputs.settlements.get(fid), day),
                     threshold=threshold,
                 )
@@ -361,23 +362,27 @@ class PnlRollup:
     def _today(self) -> date:
         return ny_date(self.clock.now())
 
+    def recompute(self, start: date, end: date, progress: Progress | None = None) -> RollupRun:
+        """The trading days in [start, end]; a changed day of a month already rolled
+        up (not the current one) recomputes that month (late data)."""
+        run, touched = self.days(start, end, progress)
+        current = month_key(self._today())
+        for key in sorted(touched):
+            if key == current:
+                continue
+            if self.store.query(C.PNL_MONTHLY, [Filter("month", "==", key)], limit=1):
+                sub = self.month(*parse_month(key))
+                run.months.append(key)
+                run.adjustments += sub.adjustments
+        return run
+
     def daily_job(self, today: date | None = None) -> RollupRun:
-        """The 16:30 ET run: today and the recompute window before it; a change in a
-        month already rolled up recomputes that month (late data)."""
+        """The 16:30 ET run: today and the recompute window before it."""
         today = today or self._today()
         start = today
         for _ in range(self.settings.pnl_recompute_days):
             start = self.previous_trading_day(start)
-        run, touched = self.days(start, today)
-        for key in sorted(touched):
-            if key == month_key(today):
-                continue
-            year, month = parse_month(key)
-            if self.store.query(C.PNL_MONTHLY, [Filter("month", "==", key)], limit=1):
-                sub = self.month(year, month)
-                run.months.append(key)
-                run.adjustments += sub.adjustments
-        return run
+        return self.recompute(start, today)
 
     # ------------------------------------------------------------------ monthly
 
@@ -470,14 +475,20 @@ class PnlRollup:
         """From the month's last daily row (None: nothing traded or held this month)."""
         row: Mapping[str, Any] = last or {}
         m = month_pnl(
-            [(_d(row["month_realised"]), _d(row["unrealised"]), _d(row["month_commissions"]))]
+            [
+                (
+                    dec(row["month_realised"]),
+                    dec(row["unrealised"]),
+                    dec(row["month_commissions"]),
+                )
+            ]
             if last
             else [],
-            _d(row.get("month_unrealised_start")),
+            dec(row.get("month_unrealised_start")),
         )
         rate = follower.commission_rate if follower is not None else ZERO
         hwm = self.settings.commission_high_water_mark
-        carried = _d((previous or {}).get("carried_loss_after")) if hwm else ZERO
+        carried = dec((previous or {}).get("carried_loss_after")) if hwm else ZERO
         c = commission(m.pnl, rate, fx, high_water_mark=hwm, carried_loss=carried)
         year, month = parse_month(key)
         return {
@@ -517,8 +528,8 @@ class PnlRollup:
         if existing.get("status") in MAILED:
             return self._adjust(book, fid, row, existing)
         adjustments = book.applying.get(fid, [])
-        amount = _d(row["commission_billed"]) + sum(
-            (_d(a["commission_billed"]) for a in adjustments), ZERO
+        amount = dec(row["commission_billed"]) + sum(
+            (dec(a["commission_billed"]) for a in adjustments), ZERO
         )
         doc = {
             "follower_id": fid,
@@ -545,13 +556,13 @@ class PnlRollup:
         the same month) is carried to the next statement as an adjustment line."""
         key = book.month
         earlier = book.correcting.get(fid, [])
-        billed_pnl = _d(sent.get("billed_pnl", sent.get("pnl"))) + sum(
-            (_d(a["pnl_usd"]) for a in earlier), ZERO
+        billed_pnl = dec(sent.get("billed_pnl", sent.get("pnl"))) + sum(
+            (dec(a["pnl_usd"]) for a in earlier), ZERO
         )
-        billed_commission = _d(sent.get("billed_commission", sent.get("commission_billed")))
-        billed_commission += sum((_d(a["commission_billed"]) for a in earlier), ZERO)
-        d_pnl = _d(row["pnl"]) - billed_pnl
-        d_commission = _d(row["commission_billed"]) - billed_commission
+        billed_commission = dec(sent.get("billed_commission", sent.get("commission_billed")))
+        billed_commission += sum((dec(a["commission_billed"]) for a in earlier), ZERO)
+        d_pnl = dec(row["pnl"]) - billed_pnl
+        d_commission = dec(row["commission_billed"]) - billed_commission
         if d_pnl == 0 and d_commission == 0:
             return 0
         year, month = parse_month(key)

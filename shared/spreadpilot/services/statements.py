@@ -19,7 +19,12 @@ from spreadpilot.domain.money import cents
 from spreadpilot.domain.statement import Adjustment, DayLine, Operator, Statement, mask_iban
 from spreadpilot.platform import collections as C
 from spreadpilot.ports.store import Filter, Store
-from spreadpilot.services.pnl import adjustments_for, month_bounds, parse_month
+from spreadpilot.services.pnl import (
+    adjustments_for,
+    dec,
+    month_bounds,
+    parse_month,
+)
 
 
 class OperatorSettings(Protocol):
@@ -35,23 +40,19 @@ class StatementMissing(LookupError):
     """No monthly row for this follower and month: run the monthly rollup first."""
 
 
-def _d(value: Any) -> Decimal:
-    return Decimal(value) if value is not None else Decimal(0)
-
-
 def day_lines(rows: Sequence[Mapping[str, Any]]) -> tuple[DayLine, ...]:
     """Daily rows (date order) as statement lines; the cumulative is summed at full
     precision and rounded per line, so the last line equals the month's P&L."""
     running = Decimal(0)
     out = []
     for r in rows:
-        pnl = _d(r["pnl"])
+        pnl = dec(r["pnl"])
         running += pnl
         out.append(
             DayLine(
                 day=date.fromisoformat(r["date"]),
-                realised=cents(_d(r["realised"])),
-                unrealised_change=cents(_d(r["unrealised"]) - _d(r["unrealised_before"])),
+                realised=cents(dec(r["realised"])),
+                unrealised_change=cents(dec(r["unrealised"]) - dec(r["unrealised_before"])),
                 pnl=cents(pnl),
                 cumulative=cents(running),
                 trades=int(r.get("trades", 0)),
@@ -95,10 +96,15 @@ class StatementBook:
             key=lambda r: r["date"],
         )
         adjustments = tuple(
-            Adjustment(a["month"], a["reason"], _d(a["pnl_usd"]), _d(a["commission_billed"]))
+            Adjustment(
+                a["month"],
+                a["reason"],
+                dec(a["pnl_usd"]),
+                dec(a["commission_billed"]),
+            )
             for a in adjustments_for(self.store, follower_id, month)
         )
-        amount = _d(row["commission_billed"]) + sum(
+        amount = dec(row["commission_billed"]) + sum(
             (a.commission_billed for a in adjustments), Decimal(0)
         )
         first, last = month_bounds(*parse_month(month))
@@ -113,20 +119,20 @@ class StatementBook:
             period_start=first,
             period_end=last if row.get("complete") else date.fromisoformat(row["through"]),
             complete=bool(row.get("complete")),
-            realised_usd=_d(row["realised"]),
-            unrealised_change_usd=_d(row["unrealised_end"]) - _d(row["unrealised_start"]),
-            pnl_usd=_d(row["pnl"]),
-            rate=_d(row["commission_rate"]),
-            commission_usd=_d(row["commission_usd"]),
+            realised_usd=dec(row["realised"]),
+            unrealised_change_usd=dec(row["unrealised_end"]) - dec(row["unrealised_start"]),
+            pnl_usd=dec(row["pnl"]),
+            rate=dec(row["commission_rate"]),
+            commission_usd=dec(row["commission_usd"]),
             currency=row["currency"],
-            fx_rate=_d(row["fx_rate"]),
+            fx_rate=dec(row["fx_rate"]),
             fx_date=date.fromisoformat(row["fx_date"]) if row.get("fx_date") else None,
-            pnl_billed=_d(row["pnl_billed"]),
-            commission_billed=_d(row["commission_billed"]),
+            pnl_billed=dec(row["pnl_billed"]),
+            commission_billed=dec(row["commission_billed"]),
             adjustments=adjustments,
             amount_due=amount,
             is_payable=amount > 0,
             high_water_mark=bool(row.get("high_water_mark")),
-            carried_loss_usd=_d(row.get("carried_loss_after")),
+            carried_loss_usd=dec(row.get("carried_loss_after")),
             days=day_lines(daily),
         )
