@@ -41,6 +41,7 @@ from gateway.health import AgentHealth
 from gateway.marks import MarksLoop
 from gateway.pulled import keep_leased, report_malformed
 from spreadpilot.domain.alerts import Alert, AlertType
+from spreadpilot.domain.calendar import ny_date
 from spreadpilot.domain.orders import OrderIntent
 from spreadpilot.platform.settings import SettingsError
 from spreadpilot.platform.wiring import Container
@@ -48,6 +49,7 @@ from spreadpilot.ports.broker import Broker, RiskBroker
 from spreadpilot.ports.bus import (
     ReceivedMessage,
 )
+from spreadpilot.services.emergency import GatewayReconnect
 from spreadpilot.services.execution import (
     ExecutionContext,
     ExecutionResult,
@@ -55,6 +57,7 @@ from spreadpilot.services.execution import (
     clock_sleep,
     execute_many,
 )
+from spreadpilot.services.risk import RunOutcome, RunStatus
 
 log = logging.getLogger("spreadpilot.agent")
 
@@ -277,6 +280,26 @@ class Agent:
         """One connection attempt per gateway not connected and not in backoff."""
         results = await asyncio.gather(*(self._ensure(c) for c in self.connections.values()))
         return dict(zip(self.connections, results, strict=True))
+
+    async def force_reconnect(self, command: GatewayReconnect) -> RunOutcome:
+        """The operator's force-reconnect: drop the API connection and open it again now,
+        back-off or not (the gateway process is restarted only by the health checks)."""
+        day = ny_date(self.clock.now()).isoformat()
+        conn = self.connections.get(command.gateway_id)
+        if conn is None:
+            known = ", ".join(sorted(self.connections)) or "none"
+            return RunOutcome(
+                RunStatus.FAILED, day, f"unknown gateway {command.gateway_id!r} (known: {known})"
+            )
+        with contextlib.suppress(Exception):  # a dead connection may not close cleanly
+            await conn.broker.disconnect()
+        conn.next_attempt = None
+        self._set_state(conn, "disconnected", f"force-reconnect by {command.requested_by}")
+        if await self._ensure(conn):
+            return RunOutcome(RunStatus.OK, day, f"{command.gateway_id} reconnected")
+        return RunOutcome(
+            RunStatus.FAILED, day, f"{command.gateway_id} did not reconnect: {conn.last_error}"
+        )
 
     async def _ensure(self, conn: _Connection, *, respect_backoff: bool = False) -> bool:
         if conn.broker.is_connected():

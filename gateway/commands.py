@@ -30,8 +30,10 @@ from spreadpilot.ports.bus import (
     ReceivedMessage,
 )
 from spreadpilot.services.emergency import (
+    Command,
     CommandError,
     EmergencyClose,
+    GatewayReconnect,
     JobTick,
     parse_command,
 )
@@ -146,9 +148,11 @@ class CommandLoop:
         self._record(job, outcome, msg)
         return outcome.settled
 
-    async def _dispatch(self, command: JobTick | EmergencyClose) -> RunOutcome:
+    async def _dispatch(self, command: Command) -> RunOutcome:
         if isinstance(command, EmergencyClose):
             return await self.service.emergency_close(command)
+        if isinstance(command, GatewayReconnect):
+            return await self.agent.force_reconnect(command)
         if command.job == "time-value-check":
             return await self.service.time_value_check()
         if command.job == "eod-check":

@@ -14,8 +14,10 @@ import yaml
 from rich.table import Table
 
 from ibsim.cli import ibsim as ibsim_command
+from spreadpilot.cli.admin import admin as admin_command
 from spreadpilot.cli.common import UsageError, boot, err, friendly, out
 from spreadpilot.cli.pnl import commissions_app, pnl_app, report, statements_app
+from spreadpilot.cli.security import security_app
 from spreadpilot.domain.calendar import NEW_YORK, MarketCalendar, ny_date, ny_datetime
 from spreadpilot.domain.errors import DomainValidationError
 from spreadpilot.platform import collections as C
@@ -37,7 +39,9 @@ app.add_typer(settings_app, name="settings")
 app.add_typer(pnl_app, name="pnl")
 app.add_typer(commissions_app, name="commissions")
 app.add_typer(statements_app, name="statements")
+app.add_typer(security_app, name="security")
 app.command("report")(report)
+app.command("admin")(admin_command)
 
 
 @app.command()

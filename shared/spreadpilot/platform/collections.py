@@ -37,6 +37,11 @@ PNL_MONTHLY = "pnl_monthly"  # one per (follower, year, month): P&L and commissi
 ADJUSTMENTS = "adjustments"  # corrections of a mailed month, carried to the next statement
 STATEMENTS = "statements"  # one per (follower, month): the statement's fingerprint and mail state
 
+# --- the operator's console (issue 8)
+AUDIT = "audit"  # one per operator action, failed login or PIN attempt (90 days)
+PIN_ATTEMPTS = "pin_attempts"  # one per operator: recent wrong PINs, lockout until
+LOGIN_ATTEMPTS = "login_attempts"  # one per (username, client IP): recent failed logins
+
 #: Collections whose documents carry `expire_at` (TTL); all others are kept.
-#: executions, fills, marks, settlements: 365 days (raw trade logs).
-EXPIRES = (CLAIMS, EXECUTIONS, JOB_RUNS, FILLS, MARKS, SETTLEMENTS)
+#: executions, fills, marks, settlements: 365 days (raw trade logs); audit: 90 days.
+EXPIRES = (CLAIMS, EXECUTIONS, JOB_RUNS, FILLS, MARKS, SETTLEMENTS, AUDIT)

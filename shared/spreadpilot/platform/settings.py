@@ -365,6 +365,39 @@ class Settings(BaseSettings):
     )
     # --- end P&L (issue 6)
 
+    # --- the operator's console (issue 8): admin_api, PIN, audit
+    admin_username: str = Field(
+        "operator", pattern=r"^[A-Za-z0-9_.@-]{1,64}$", description="the operator's login name"
+    )
+    admin_password_hash_secret: str = Field(
+        "admin-password-hash", description="secret: scrypt hash of the operator's password"
+    )
+    admin_pin_hash_secret: str = Field(
+        "admin-pin-hash", description="secret: scrypt hash of the PIN for dangerous actions"
+    )
+    admin_token_secret: str = Field(
+        "admin-token-secret", description="secret: key signing the login tokens (>= 32 chars)"
+    )
+    admin_token_ttl_minutes: int = Field(
+        15, ge=1, le=720, description="a login token's lifetime; then log in again"
+    )
+    admin_cors_origins: tuple[str, ...] = Field(
+        (),
+        description="browser origins allowed to call the API (JSON list of https://host); "
+        "never '*'; empty: same-origin only",
+    )
+    admin_secure_cookies: bool | None = Field(
+        None, description="session cookie Secure flag; default: true in gcp mode"
+    )
+    pin_max_attempts: int = Field(3, ge=1, le=10, description="wrong PINs before the lockout")
+    pin_window_minutes: int = Field(15, ge=1, le=1440, description="window counting wrong PINs")
+    pin_lockout_minutes: int = Field(15, ge=1, le=1440, description="how long a lockout lasts")
+    audit_retention_days: int = Field(90, ge=1, le=3650, description="TTL of audit log rows")
+    status_refresh_seconds: int = Field(
+        30, ge=5, le=3600, description="the status page reloads itself this often"
+    )
+    # --- end the operator's console (issue 8)
+
     @field_validator("signal_ticker")
     @classmethod
     def _ticker(cls, value: str) -> str:

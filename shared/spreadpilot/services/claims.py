@@ -119,6 +119,33 @@ class Claims:
 
         self.store.transaction(attempt)
 
+    def reopen(self, key: str, by: str) -> bool:
+        """Let a DONE claim be taken again (the operator's re-send of an order that never
+        reached IB). The next acquirer takes it over as a new attempt, so its reports
+        are told apart from the first run's. False if there is nothing to reopen (no
+        claim yet, or one still IN_PROGRESS: its holder is working on it)."""
+        doc_id = claim_doc_id(key)
+        now = self.clock.now()
+
+        def attempt(txn: Transaction) -> bool:
+            doc = txn.get(CLAIMS, doc_id)
+            if doc is None or doc["status"] != ClaimStatus.DONE:
+                return False
+            txn.update(
+                CLAIMS,
+                doc_id,
+                {
+                    "status": ClaimStatus.IN_PROGRESS.value,
+                    "holder": f"reopened-by:{by}",
+                    "lease_expires_at": now,
+                    "reopened_at": now,
+                    "previous_result": doc.get("result"),
+                },
+            )
+            return True
+
+        return self.store.transaction(attempt)
+
     def _record(
         self,
         key: str,

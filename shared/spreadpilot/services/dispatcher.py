@@ -20,7 +20,7 @@ from spreadpilot.domain.alerts import Alert, AlertType
 from spreadpilot.domain.calendar import ny_date
 from spreadpilot.domain.errors import DomainValidationError, Unprocessable, validate
 from spreadpilot.domain.follower import Follower
-from spreadpilot.domain.orders import OrderIntent, Purpose
+from spreadpilot.domain.orders import OrderIntent, Purpose, order_ref
 from spreadpilot.domain.signal import Signal
 from spreadpilot.platform import collections as C
 from spreadpilot.ports.bus import Bus
@@ -111,12 +111,50 @@ class Dispatcher:
             )
         return summary
 
+    def resend(self, sid: str, fid: str, *, by: str) -> FollowerOutcome:
+        """The operator's re-send of one follower's order after its cause was fixed.
+
+        The same orderRef and the same claim as the morning's dispatch: the intent is
+        rebuilt from the follower's current record (the fix may be in it), its publish
+        and execute claims are reopened, and the executor reconciles the orderRef at IB
+        before sending, as on any run. The caller checks that nothing reached IB."""
+        doc = self.store.get(C.SIGNALS, sid)
+        if doc is None:
+            raise UnknownSignal(f"signal {sid!r} is not in the store: nothing to re-send")
+        signal = Signal.model_validate(doc["signal"])
+        data = self.store.get(C.FOLLOWERS, fid)
+        if data is None:
+            raise UnknownSignal(f"follower {fid!r} does not exist")
+        ref = order_ref(signal.trade_date, signal.ticker, fid, Purpose.OPEN)
+        for key in (f"publish-order:{ref}", f"execute:{ref}"):
+            self.claims.reopen(key, by)
+        outcome = self._one(signal, doc["content_hash"], fid, data, resent_by=by)
+        summary = self.store.get(C.DISPATCHES, sid) or {
+            "signal_id": sid,
+            "status": "DISPATCHED",
+            "followers": {},
+        }
+        summary["followers"][fid] = {
+            "status": outcome.status,
+            "order_ref": outcome.order_ref,
+            "quantity": outcome.quantity,
+            "reason": outcome.reason or f"re-sent by {by}",
+        }
+        summary["updated_at"] = self.clock.now()
+        self.store.set(C.DISPATCHES, sid, summary)
+        return outcome
+
     # ----------------------------------------------------------- helpers
     def _followers(self) -> list[tuple[str, dict[str, Any]]]:
         return sorted((s.id, s.data) for s in self.store.query(C.FOLLOWERS))
 
     def _one(
-        self, signal: Signal, content_hash: str, fid: str, data: dict[str, Any]
+        self,
+        signal: Signal,
+        content_hash: str,
+        fid: str,
+        data: dict[str, Any],
+        resent_by: str | None = None,
     ) -> FollowerOutcome:
         try:
             follower = validate(Follower, data, subject=f"follower {fid}")
@@ -156,15 +194,21 @@ class Dispatcher:
             spread=signal.spread,
             quantity=qty,
         )
-        self.store.create(
-            C.ORDER_INTENTS,
-            intent.order_ref,
-            {
-                "intent": intent.model_dump(mode="json"),
-                "status": "NEW",
-                "created_at": self.clock.now(),
-            },
-        )
+        record: dict[str, Any] = {
+            "intent": intent.model_dump(mode="json"),
+            "status": "NEW",
+            "created_at": self.clock.now(),
+        }
+        if resent_by is None:
+            self.store.create(C.ORDER_INTENTS, intent.order_ref, record)
+        else:  # the re-send's intent replaces the first: nothing of it reached IB
+            previous = self.store.get(C.ORDER_INTENTS, intent.order_ref) or {}
+            record.update(
+                resent_by=resent_by,
+                resent_at=record["created_at"],
+                resends=int(previous.get("resends", 0)) + 1,
+            )
+            self.store.set(C.ORDER_INTENTS, intent.order_ref, record)
         try:
             self._publish(intent)
         except Exception as exc:  # one follower's failure never blocks the others

@@ -18,7 +18,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -27,6 +27,7 @@ from spreadpilot.ports.clock import Clock
 
 COMMANDS_TOPIC = "commands"
 EMERGENCY_CLOSE: Literal["emergency-close"] = "emergency-close"
+RECONNECT_GATEWAY: Literal["reconnect-gateway"] = "reconnect-gateway"
 #: The scheduled jobs the gateway agent runs (scheduler/jobs.yaml, consumer gateway-agent).
 AGENT_JOBS = ("pre-open-check", "time-value-check", "eod-check")
 
@@ -65,7 +66,20 @@ class EmergencyClose(BaseModel):
         return f"emergency close of {who} by {self.requested_by}: {self.reason}"
 
 
-Command = JobTick | EmergencyClose
+class GatewayReconnect(BaseModel):
+    """Drop and re-open one gateway's API connection now (the operator's force-reconnect),
+    without waiting for the agent's back-off; the gateway process itself is untouched."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    command: Literal["reconnect-gateway"] = RECONNECT_GATEWAY
+    command_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")
+    gateway_id: str = Field(min_length=1, max_length=100)
+    requested_by: str = Field(min_length=1, max_length=100)
+    requested_at: AwareDatetime
+
+
+Command = JobTick | EmergencyClose | GatewayReconnect
 
 
 class CommandError(ValueError):
@@ -85,11 +99,13 @@ def parse_command(data: bytes) -> Command:
             return JobTick.model_validate(raw)
         if raw.get("command") == EMERGENCY_CLOSE:
             return EmergencyClose.model_validate(raw)
+        if raw.get("command") == RECONNECT_GATEWAY:
+            return GatewayReconnect.model_validate(raw)
     except ValidationError as exc:
         raise CommandError(str(exc).replace("\n", " ")[:500]) from None
     raise CommandError(
         f"unknown command {raw.get('command', raw.get('job'))!r}: expected a job of "
-        f"{', '.join(AGENT_JOBS)} or command {EMERGENCY_CLOSE}"
+        f"{', '.join(AGENT_JOBS)} or command {EMERGENCY_CLOSE} or {RECONNECT_GATEWAY}"
     )
 
 
@@ -116,9 +132,30 @@ def request_emergency_close(
         requested_by=requested_by,
         requested_at=now,
     )
+    return _publish(bus, command)
+
+
+def request_reconnect(bus: Bus, clock: Clock, *, gateway_id: str, requested_by: str) -> (
+    GatewayReconnect
+):
+    """Publish a force-reconnect of one gateway for the agent (the admin API's entry point)."""
+    now: datetime = clock.now()
+    command = GatewayReconnect(
+        command_id=f"reconnect-{gateway_id}-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
+        gateway_id=gateway_id,
+        requested_by=requested_by,
+        requested_at=now,
+    )
+    return _publish(bus, command)
+
+
+C = TypeVar("C", EmergencyClose, GatewayReconnect)
+
+
+def _publish(bus: Bus, command: C) -> C:
     bus.publish(
         COMMANDS_TOPIC,
         command.model_dump_json().encode(),
-        {"command": EMERGENCY_CLOSE, "command_id": command.command_id},
+        {"command": command.command, "command_id": command.command_id},
     )
     return command

@@ -17,9 +17,10 @@ Steps (domain.md sections 3-4, issue 4):
 
 Report ids are ``report_id(order_ref, event, sequence)`` where the sequence is
 the event's natural key, so a resumed or repeated run re-publishes the *same*
-id (the recorder keeps the first): PLACED/FILLED/CANCELLED/REJECTED/SKIPPED 0,
-MODIFIED the ladder step, PARTIAL the cumulative filled quantity, CLAIMED and
-UNKNOWN the claim attempt.
+id (the recorder keeps the first): PLACED/FILLED/CANCELLED/REJECTED 0,
+MODIFIED the ladder step, PARTIAL the cumulative filled quantity, CLAIMED,
+SKIPPED and UNKNOWN the claim attempt (an operator's re-send is a new attempt,
+so its outcome is recorded beside the first one's).
 
 Time comes only from the injected Clock. Waits go through `ExecutionContext.sleep`
 (default `clock_sleep`): wall-time `asyncio.sleep` on a real clock; on a simulated
@@ -89,6 +90,7 @@ EXECUTIONS_TOPIC = "executions"
 SOURCE = "gateway-agent"
 OPTIONS_OPEN = time(9, 30)
 _SIGNALS = "signals"  # platform.collections.SIGNALS: the claimed signal, with claimed_at
+_ORDER_INTENTS = "order_intents"  # platform.collections.ORDER_INTENTS: resent_at, if re-sent
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -484,7 +486,7 @@ class _Run:
     ) -> ExecutionResult:
         """Not sent: the report's outcome is `code`, else the alert's type."""
         outcome = code or (alert.value if alert is not None else SKIPPED)
-        self.report(ExecutionEvent.SKIPPED, reason=reason, outcome=outcome)
+        self.report(ExecutionEvent.SKIPPED, self.attempt, reason=reason, outcome=outcome)
         if alert is not None:
             self.alert(alert, f"{self.intent.follower_id}: {reason}", **details)
         self.complete({"outcome": SKIPPED, "reason": reason})
@@ -617,9 +619,14 @@ class _Run:
         return None
 
     def signal_claimed_at(self) -> datetime | None:
+        """When the signal was claimed, or when the operator re-sent this order: a
+        re-send is a fresh decision, so the order's age counts from it."""
         store = self.ctx.store
         if store is None:
             return None
+        intent = store.get(_ORDER_INTENTS, self.intent.order_ref) or {}
+        if isinstance(intent.get("resent_at"), datetime):
+            return intent["resent_at"]  # type: ignore[no-any-return]
         doc = store.get(_SIGNALS, self.intent.signal_id)
         value = (doc or {}).get("claimed_at")
         return value if isinstance(value, datetime) else None

@@ -162,19 +162,45 @@ class SignalPoller:
         return parse_signal_sheet(rows, day, self.config.ticker)
 
     def _claim(self, found: SheetFound, reads: int) -> PollOutcome:
-        signal = found.signal
+        outcome = self._claim_signal(found.signal, reads, {"sheet_row": found.row})
+        if outcome is None:
+            existing = self.store.get(C.SIGNALS, found.signal.id) or {}
+            return self._after_claim(existing, found, reads)
+        return outcome
+
+    def claim_manual(self, signal: Signal, *, by: str, reason: str) -> PollOutcome:
+        """The operator's signal when the sheet is down: the same claim (one signal per
+        date and ticker) and the same once-only publish as a signal read from the sheet.
+        ALREADY_CLAIMED (nothing published) if today's signal is already claimed."""
+        manual = {"source": "manual", "manual_by": by, "manual_reason": reason}
+        outcome = self._claim_signal(signal, 0, manual)
+        if outcome is None:
+            existing = self.store.get(C.SIGNALS, signal.id) or {}
+            claimed = Signal.model_validate(existing["signal"]) if existing else signal
+            return PollOutcome(
+                PollStatus.ALREADY_CLAIMED,
+                signal.trade_date.isoformat(),
+                claimed.describe(),
+                signal.id,
+                extra={"claimed_at": existing.get("claimed_at")},
+            )
+        return outcome
+
+    def _claim_signal(
+        self, signal: Signal, reads: int, provenance: dict[str, Any]
+    ) -> PollOutcome | None:
+        """Claim and publish; None if the signal was already claimed."""
         content_hash = signal.content_hash()
         doc: dict[str, Any] = {
             "signal": signal.model_dump(mode="json"),
             "content_hash": content_hash,
-            "sheet_row": found.row,
+            **provenance,
             "claimed_at": self.clock.now(),
             "claimed_by": self.holder,
             "published": False,
         }
         if not self.store.create(C.SIGNALS, signal.id, doc):
-            existing = self.store.get(C.SIGNALS, signal.id) or doc
-            return self._after_claim(existing, found, reads)
+            return None
         failpoint("signal.after_claim")
         self._publish(signal.id, signal, content_hash)
         return PollOutcome(
