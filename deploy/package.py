@@ -3,7 +3,8 @@
 Each zip is what the Python 3.11 runtime builds from:
 
     main.py            functions/<name>/main.py, at the root (the entry point module)
-    spreadpilot/...    the whole package, data files (topics.yaml, secrets.yaml) included
+    spreadpilot/...    the whole package, every data file included (topics.yaml,
+                       secrets.yaml, the console's templates/ and static/ files)
     requirements.txt   the repository's, exported from uv.lock (`make requirements.txt`)
 
 The bytes depend only on the contents: sorted entries, a fixed timestamp and

@@ -17,6 +17,13 @@ The code's view comes from the code itself: topics.yaml through
 spreadpilot.platform.topology.build_topology, jobs.yaml through load_jobs, the
 functions' decorated entry points, and an AST scan of every module for the
 topics it publishes to and the secrets it reads.
+
+A function is either a cloud_event function, delivered to by exactly one push
+subscription of topics.yaml (its `trigger`), internal-only; or an HTTP function
+(`trigger: http`), which no subscription delivers to. Only an HTTP function may
+open its ingress, and only one marked `public: true` (with a health_path) may be
+invoked by allUsers: the console (admin_api), which authenticates every request
+itself.
 """
 
 from __future__ import annotations
@@ -80,7 +87,25 @@ DESCRIPTOR_KEYS = {
     "firestore",
     "latency_slo",
 }
-OPTIONAL_DESCRIPTOR_KEYS = {"health_path"}
+#: Optional keys, with the catalog's defaults (None: absent means absent).
+OPTIONAL_DESCRIPTOR_KEYS: dict[str, Any] = {
+    "health_path": None,
+    "ingress": "ALLOW_INTERNAL_ONLY",
+    "public": False,
+    "concurrency": 1,
+}
+HTTP_TRIGGER = "http"
+INTERNAL_INGRESS = "ALLOW_INTERNAL_ONLY"
+INGRESS_SETTINGS = {INTERNAL_INGRESS, "ALLOW_INTERNAL_AND_GCLB", "ALLOW_ALL"}
+#: The values of the `latency-slo` label; monitoring.tf alerts on "interactive".
+LATENCY_SLOS = {"batch", "interactive"}
+#: IAM members meaning "anyone" (allAuthenticatedUsers: any Google account).
+PUBLIC_MEMBERS = ("allUsers", "allAuthenticatedUsers")
+PUBLIC_INVOKER = {
+    "for_each": "${toset(local.catalog.public_functions)}",
+    "role": "roles/run.invoker",
+    "member": "allUsers",
+}
 #: The only roles granted on the whole project; everything else is on a resource.
 PROJECT_ROLES = {
     "roles/datastore.user",  # conditioned on the database
@@ -299,6 +324,7 @@ def problems(terraform: str, root: Path) -> list[str]:
     blocks = resources(root)
     return [
         *function_problems(root, catalog, blocks),
+        *exposure_problems(root, catalog, blocks),
         *topic_problems(root, catalog, blocks),
         *schedule_problems(root, catalog, blocks),
         *secret_problems(root, catalog, blocks),
@@ -323,17 +349,20 @@ def function_problems(root: Path, catalog: dict[str, Any], blocks: list[Resource
         keys = set(spec) - {"service", "account"}
         if missing := DESCRIPTOR_KEYS - keys:
             found.append(f"functions/{name}/deploy.yaml lacks {', '.join(sorted(missing))}")
-        if unknown := keys - DESCRIPTOR_KEYS - OPTIONAL_DESCRIPTOR_KEYS:
+        if unknown := keys - DESCRIPTOR_KEYS - set(OPTIONAL_DESCRIPTOR_KEYS):
             found.append(
                 f"functions/{name}/deploy.yaml has unknown keys {', '.join(sorted(unknown))}"
             )
         decorated = entry_points(root / "functions" / name / "main.py")
-        if spec.get("entry_point") not in decorated:
+        kind = decorated.get(spec.get("entry_point", ""))
+        if kind is None:
             found.append(
                 f"functions/{name}: entry_point {spec.get('entry_point')!r} is not a decorated "
                 f"function of main.py ({', '.join(decorated) or 'none'})"
             )
-        elif decorated[spec["entry_point"]] == "cloud_event":
+        elif kind == "http":
+            found += _http_trigger_problems(name, spec, topology)
+        elif kind == "cloud_event":
             try:
                 sub = topology.push_subscription_for(name)
             except KeyError:
@@ -354,6 +383,7 @@ def function_problems(root: Path, catalog: dict[str, Any], blocks: list[Resource
         for topic in spec.get("publishes", []):
             if topic not in catalog["topics"]:
                 found.append(f"functions/{name}/deploy.yaml publishes to unknown topic {topic}")
+        found += _service_problems(root, name, spec, kind)
     for name in sorted(set(functions) - set(folders)):
         found.append(f"function resource {name} has no functions/{name}/main.py")
 
@@ -368,7 +398,12 @@ def function_problems(root: Path, catalog: dict[str, Any], blocks: list[Resource
         expected = {
             "for_each": (fn.body.get("for_each"), "${local.catalog.functions}"),
             "entry_point": (build.get("entry_point"), "${each.value.entry_point}"),
-            "ingress": (service.get("ingress_settings"), "ALLOW_INTERNAL_ONLY"),
+            # ALLOW_INTERNAL_ONLY unless deploy.yaml says otherwise (the catalog's default)
+            "ingress": (service.get("ingress_settings"), "${each.value.ingress}"),
+            "concurrency": (
+                service.get("max_instance_request_concurrency"),
+                "${each.value.concurrency}",
+            ),
             "timeout": (service.get("timeout_seconds"), "${each.value.timeout_seconds}"),
             "identity": (
                 service.get("service_account_email"),
@@ -383,6 +418,109 @@ def function_problems(root: Path, catalog: dict[str, Any], blocks: list[Resource
                 f"{fn.path.name}: functions take no event_trigger (it cannot carry a dead-letter "
                 "policy); their push subscription delivers to them"
             )
+    return found
+
+
+def _http_trigger_problems(name: str, spec: dict[str, Any], topology: Any) -> list[str]:
+    """An HTTP entry point: `trigger: http`, and no push subscription (it would POST a
+    Pub/Sub envelope to a function that expects a browser's request)."""
+    found: list[str] = []
+    if spec.get("trigger") != HTTP_TRIGGER:
+        found.append(
+            f"functions/{name}: its entry point is an HTTP function, so its trigger must be "
+            f"{HTTP_TRIGGER!r}, not {spec.get('trigger')!r}"
+        )
+    try:
+        sub = topology.push_subscription_for(name)
+    except KeyError:
+        pass
+    else:
+        found.append(
+            f"functions/{name}: topics.yaml's push subscription {sub.name!r} delivers to an "
+            "HTTP function; Pub/Sub push needs a cloud_event entry point"
+        )
+    return found
+
+
+def _service_problems(root: Path, name: str, spec: dict[str, Any], kind: str | None) -> list[str]:
+    """Ingress, public access, concurrency and the latency label of one function."""
+    found: list[str] = []
+    raw = yaml.safe_load((root / "functions" / name / "deploy.yaml").read_text(encoding="utf-8"))
+    for key, default in OPTIONAL_DESCRIPTOR_KEYS.items():
+        if default is not None and spec.get(key) != raw.get(key, default):
+            found.append(
+                f"functions/{name}: Terraform's {key} is {spec.get(key)!r} but deploy.yaml "
+                f"gives {raw.get(key, default)!r} (default {default!r})"
+            )
+    ingress, public = spec.get("ingress"), spec.get("public")
+    if ingress not in INGRESS_SETTINGS:
+        found.append(
+            f"functions/{name}: ingress {ingress!r} is not one of {sorted(INGRESS_SETTINGS)}"
+        )
+    if ingress != INTERNAL_INGRESS and kind != "http":
+        found.append(
+            f"functions/{name}: ingress {ingress!r} on a cloud_event function: only an HTTP "
+            f"function may be reached from outside; push subscriptions need {INTERNAL_INGRESS}"
+        )
+    if public:
+        if kind != "http":
+            found.append(
+                f"functions/{name}: public (allUsers may invoke) but not an HTTP function: only "
+                "an HTTP function that authenticates every request itself may be public"
+            )
+        if ingress != "ALLOW_ALL":
+            found.append(
+                f"functions/{name}: public but ingress {ingress!r}: browsers need ALLOW_ALL"
+            )
+        if not spec.get("health_path"):
+            found.append(f"functions/{name}: public but no health_path: nothing watches it is up")
+    elif public is not False:
+        found.append(f"functions/{name}: public must be true or false, not {public!r}")
+    concurrency = spec.get("concurrency")
+    if not isinstance(concurrency, int) or not 1 <= concurrency <= 1000:
+        found.append(f"functions/{name}: concurrency {concurrency!r} is not an integer in 1-1000")
+    elif concurrency > 1 and float(spec.get("cpu", 0)) < 1:
+        found.append(f"functions/{name}: concurrency {concurrency} needs cpu >= 1 (Cloud Run)")
+    if spec.get("latency_slo") not in LATENCY_SLOS:
+        found.append(
+            f"functions/{name}: latency_slo {spec.get('latency_slo')!r} is not one of "
+            f"{sorted(LATENCY_SLOS)}"
+        )
+    return found
+
+
+def exposure_problems(root: Path, catalog: dict[str, Any], blocks: list[Resource]) -> list[str]:
+    """allUsers may invoke the public functions and nothing else, through one generated grant."""
+    found: list[str] = []
+    wanted = sorted(
+        p.parent.name
+        for p in (root / "functions").glob("*/deploy.yaml")
+        if (yaml.safe_load(p.read_text(encoding="utf-8")) or {}).get("public") is True
+    )
+    if sorted(catalog.get("public_functions", [])) != wanted:
+        found.append(
+            f"Terraform's public functions {catalog.get('public_functions')} differ from the "
+            f"deploy.yaml files saying public: true {wanted}"
+        )
+    grants = [b for b in blocks if any(m in b.text for m in PUBLIC_MEMBERS)]
+    generated = [
+        b
+        for b in grants
+        if b.type == "google_cloud_run_service_iam_member"
+        and all(b.body.get(k) == v for k, v in PUBLIC_INVOKER.items())
+    ]
+    for b in grants:
+        if b not in generated:
+            found.append(
+                f"{b.path.name}: {b.type}.{b.name} grants to allUsers/allAuthenticatedUsers: "
+                "only the public functions' invoker grant (for_each over the catalog's "
+                "public_functions, roles/run.invoker) may"
+            )
+    if wanted and len(generated) != 1:
+        found.append(
+            f"public functions {wanted} need one google_cloud_run_service_iam_member "
+            f"{PUBLIC_INVOKER}, found {len(generated)}"
+        )
     return found
 
 

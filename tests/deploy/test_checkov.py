@@ -1,4 +1,4 @@
-"""checkov over terraform/ (offline, --skip-download): no failed check, at most 5
+"""checkov over terraform/ (offline, --skip-download): no failed check, at most 6
 skips, each justified inline. checkov runs from its own environment
 (.tools/checkov, `make checkov`), so its many pins never touch .venv."""
 
@@ -14,7 +14,9 @@ import pytest
 from tests.deploy.conftest import REPO
 
 CHECKOV = REPO / ".tools/checkov/bin/checkov"
-MAX_SKIPS = 5
+#: 4 for the platform, 2 for the console (admin_api) being on the internet: its
+#: ALLOW_ALL ingress (CKV_GCP_124) and its allUsers invoker (CKV_GCP_102).
+MAX_SKIPS = 6
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from gateway.agent import GatewayConfig, parse_gateways
+from spreadpilot.platform import collections as C
 from spreadpilot.platform.schedules import jobs
 from spreadpilot.platform.topology import topology
 from tests.deploy import consistency as cons
@@ -53,13 +54,45 @@ def test_every_function_folder_is_one_function_with_its_entry_point_and_trigger(
     assert {"dispatcher", "recorder", "signal_poller"} <= set(folders)
     for name in folders:
         spec = catalog["functions"][name]
-        assert spec["entry_point"] in cons.entry_points(REPO / "functions" / name / "main.py")
-        assert topology().push_subscription_for(name).name == spec["trigger"]
+        kind = cons.entry_points(REPO / "functions" / name / "main.py")[spec["entry_point"]]
+        if kind == "cloud_event":
+            assert topology().push_subscription_for(name).name == spec["trigger"]
+        else:  # an HTTP function: no subscription delivers to it
+            assert kind == "http" and spec["trigger"] == "http", name
+            with pytest.raises(KeyError):
+                topology().push_subscription_for(name)
     assert catalog["function_publishes"]["dispatcher"] == [
         "alerts",
         "dispatcher-dead-letter",
         "orders",
     ]
+
+
+def test_only_the_console_is_reachable_from_outside_and_by_anyone(
+    catalog: dict[str, Any], blocks: list[cons.Resource]
+) -> None:
+    functions = catalog["functions"]
+    exposed = {n: (f["ingress"], f["public"]) for n, f in functions.items()}
+    assert exposed.pop("admin_api") == ("ALLOW_ALL", True)
+    assert set(exposed.values()) == {("ALLOW_INTERNAL_ONLY", False)}
+    assert catalog["public_functions"] == ["admin_api"]
+    console = functions["admin_api"]
+    assert console["trigger"] == "http" and console["health_path"] == "/api/v1/health"
+    assert console["latency_slo"] == "interactive" and console["concurrency"] > 1
+    assert {n for n, f in functions.items() if f["concurrency"] != 1} == {"admin_api"}
+    # it publishes what the console does, and has no dead-letter topic (no subscription)
+    assert catalog["function_publishes"]["admin_api"] == ["alerts", "commands", "orders", "signals"]
+    # the one grant to allUsers, generated from the catalog's public functions
+    public = [b for b in blocks if any(m in b.text for m in cons.PUBLIC_MEMBERS)]
+    assert [(b.type, b.name) for b in public] == [
+        ("google_cloud_run_service_iam_member", "public_invoker")
+    ]
+    assert cons.exposure_problems(REPO, catalog, blocks) == []
+
+
+def test_the_audit_rows_expire_like_every_collection_of_expires(catalog: dict[str, Any]) -> None:
+    assert "audit" in catalog["ttl_collections"]
+    assert sorted(catalog["ttl_collections"]) == sorted(C.EXPIRES)
 
 
 def test_every_cron_of_every_job_is_a_scheduler_job_in_its_time_zone(
@@ -101,6 +134,7 @@ def test_each_secret_is_readable_only_by_its_readers(catalog: dict[str, Any]) ->
         "sheets-service-account/signal_poller"
     ]
     assert catalog["function_secrets"] == {
+        "admin_api": ["admin-password-hash", "admin-pin-hash", "admin-token-secret"],
         "alert_router": ["sendgrid-api-key", "telegram-bot-token"],
         "commission_mailer": ["sendgrid-api-key"],
         "dispatcher": [],
@@ -110,6 +144,14 @@ def test_each_secret_is_readable_only_by_its_readers(catalog: dict[str, Any]) ->
         "signal_poller": ["sheets-service-account"],
     }
     assert catalog["secrets"]["ib-gateway-alice"]["readers"] == ["gateway-agent"]
+    # the console's names come from Settings fields *_secret (their defaults)
+    read = cons.read_secrets(REPO)
+    for field, secret in (
+        ("admin_password_hash_secret", "admin-password-hash"),
+        ("admin_pin_hash_secret", "admin-pin-hash"),
+        ("admin_token_secret", "admin-token-secret"),
+    ):
+        assert read[secret] == f"shared/spreadpilot/platform/settings.py ({field})"
 
 
 def test_ib_api_is_unreachable_from_outside_the_vm(

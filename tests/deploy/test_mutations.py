@@ -93,7 +93,7 @@ def grant_secret_to_a_non_component(root: Path) -> None:
     replace(
         root / "shared/spreadpilot/platform/secrets.yaml",
         "[signal_poller]",
-        "[signal_poller, admin_api]",
+        "[signal_poller, risk_check]",
     )
 
 
@@ -107,6 +107,51 @@ def timeout_over_ack_deadline(root: Path) -> None:
     replace(
         root / "functions/dispatcher/deploy.yaml", "timeout_seconds: 60", "timeout_seconds: 300"
     )
+
+
+CONSOLE = "functions/admin_api"
+
+
+def make_dispatcher_public(root: Path) -> None:
+    append(root / "functions/dispatcher/deploy.yaml", "public: true\n")
+
+
+def open_dispatcher_ingress(root: Path) -> None:
+    append(root / "functions/dispatcher/deploy.yaml", "ingress: ALLOW_ALL\n")
+
+
+def public_cloud_event_past_terraform(root: Path) -> None:
+    """The same, with the catalog's own guard removed: the Python checks still catch it."""
+    remove_block(
+        root / "terraform/modules/catalog/outputs.tf",
+        "  precondition {\n    condition     = length(local.bad_exposure)",
+    )
+    append(root / "functions/dispatcher/deploy.yaml", "ingress: ALLOW_ALL\npublic: true\n")
+
+
+def console_as_cloud_event(root: Path) -> None:
+    replace(
+        root / CONSOLE / "main.py", "@functions_framework.http", "@functions_framework.cloud_event"
+    )
+
+
+def push_to_the_console(root: Path) -> None:
+    append(
+        root / "shared/spreadpilot/platform/topics.yaml",
+        "  admin-api:\n    topic: commands\n    push: admin_api\n",
+    )
+
+
+def console_without_health_path(root: Path) -> None:
+    replace(root / CONSOLE / "deploy.yaml", "health_path: /api/v1/health\n", "")
+
+
+def unknown_latency_slo(root: Path) -> None:
+    replace(root / CONSOLE / "deploy.yaml", "latency_slo: interactive", "latency_slo: fast")
+
+
+def audit_ttl_dropped(root: Path) -> None:
+    replace(root / "terraform/modules/catalog/main.tf", ', "audit"]', "]")
 
 
 PLATFORM = "terraform/modules/platform"
@@ -141,6 +186,31 @@ def open_the_ib_port(root: Path) -> None:
     )
 
 
+def ingress_hard_coded(root: Path) -> None:
+    replace(
+        root / PLATFORM / "functions.tf",
+        "ingress_settings                 = each.value.ingress",
+        'ingress_settings                 = "ALLOW_ALL"',
+    )
+
+
+def every_function_public(root: Path) -> None:
+    replace(
+        root / PLATFORM / "functions.tf",
+        "for_each = toset(local.catalog.public_functions)",
+        "for_each = local.catalog.functions",
+    )
+
+
+def hand_written_public_grant(root: Path) -> None:
+    append(
+        root / PLATFORM / "functions.tf",
+        '\nresource "google_cloudfunctions2_function_iam_member" "open" {\n'
+        '  cloud_function = "dispatcher"\n  role           = "roles/cloudfunctions.invoker"\n'
+        '  member         = "allUsers"\n}\n',
+    )
+
+
 def grant_project_wide_secrets(root: Path) -> None:
     append(
         root / PLATFORM / "iam.tf",
@@ -160,7 +230,7 @@ MUTATIONS: dict[str, tuple[Callable[[Path], None], str]] = {
     # the definitions and Terraform gain something the code does not have
     "deploy.yaml without a function folder": (add_descriptor_without_folder, "ghost"),
     "secret nobody reads": (declare_unread_secret, "'twilio-auth-token'"),
-    "secret reader that is not a component": (grant_secret_to_a_non_component, "admin_api"),
+    "secret reader that is not a component": (grant_secret_to_a_non_component, "risk_check"),
     "trigger that does not deliver to the function": (mismatch_trigger, "dispatcher"),
     "timeout beyond the ack deadline": (timeout_over_ack_deadline, "ack deadline"),
     "hand-written scheduler job": (hand_written_job, "extra"),
@@ -197,6 +267,30 @@ MUTATIONS: dict[str, tuple[Callable[[Path], None], str]] = {
     "public IP on the gateway VM": (give_the_vm_a_public_ip, "public IP"),
     "inbound rule to the IB API": (open_the_ib_port, "inbound rule ib"),
     "project-wide secret access": (grant_project_wide_secrets, "whole project"),
+    # who may reach a function: internal and private unless an HTTP function says so
+    "public cloud_event function": (make_dispatcher_public, "public needs trigger: http"),
+    "ingress opened on a cloud_event function": (
+        open_dispatcher_ingress,
+        "dispatcher (ingress ALLOW_ALL needs trigger: http)",
+    ),
+    "public cloud_event function, catalog guard removed": (
+        public_cloud_event_past_terraform,
+        "functions/dispatcher: public (allUsers may invoke) but not an HTTP function",
+    ),
+    "console entry point turned cloud_event": (
+        console_as_cloud_event,
+        "functions/admin_api: no push subscription in topics.yaml delivers to it",
+    ),
+    "push subscription to an HTTP function": (push_to_the_console, "admin_api"),
+    "public function without a health_path": (
+        console_without_health_path,
+        "public needs a health_path",
+    ),
+    "unknown latency_slo": (unknown_latency_slo, "latency_slo fast"),
+    "audit TTL dropped from the catalog": (audit_ttl_dropped, "Firestore TTL policies"),
+    "ingress hard-coded in the function resource": (ingress_hard_coded, "function ingress"),
+    "every function invocable by allUsers": (every_function_public, "grants to allUsers"),
+    "hand-written allUsers grant": (hand_written_public_grant, "open grants to allUsers"),
 }
 
 

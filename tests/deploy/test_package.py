@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -60,3 +61,39 @@ def test_an_unknown_function_is_refused(capsys: pytest.CaptureFixture[str]) -> N
     with pytest.raises(SystemExit):
         main(["risk_check"])
     assert "no functions/<name>/main.py for risk_check" in capsys.readouterr().err
+
+
+def test_the_console_s_templates_and_static_files_travel_with_the_package(
+    tmp_path: Path,
+) -> None:
+    """Every non-Python file under shared/spreadpilot is packaged, so the status page's
+    templates and static assets reach admin_api (on a copy: they may not exist yet)."""
+    root = tmp_path / "repo"
+    shutil.copytree(
+        REPO / "shared/spreadpilot",
+        root / "shared/spreadpilot",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+    )
+    shutil.copytree(REPO / "functions/admin_api", root / "functions/admin_api")
+    shutil.copy(REPO / "requirements.txt", root / "requirements.txt")
+    admin = root / "shared/spreadpilot/admin"
+    assets = {
+        "templates/status.html": b"<!doctype html><title>SpreadPilot</title>\n",
+        "static/console.css": b"body { margin: 0 }\n",
+        "static/console.js": b"'use strict';\n",
+        "static/icons/logo.svg": b"<svg xmlns='http://www.w3.org/2000/svg'/>\n",
+    }
+    for relative, data in assets.items():
+        (admin / relative).parent.mkdir(parents=True, exist_ok=True)
+        (admin / relative).write_bytes(data)
+    (admin / "static/__pycache__").mkdir()
+    (admin / "static/__pycache__/x.cpython-311.pyc").write_bytes(b"\0")
+
+    assert function_names(root) == ["admin_api"]
+    with zipfile.ZipFile(build("admin_api", tmp_path / "out", root)) as archive:
+        names = set(archive.namelist())
+        for relative, data in assets.items():
+            assert archive.read(f"spreadpilot/admin/{relative}") == data
+        assert archive.read("main.py") == (REPO / "functions/admin_api/main.py").read_bytes()
+    assert "spreadpilot/admin/static/__pycache__/x.cpython-311.pyc" not in names
+    assert "spreadpilot/platform/secrets.yaml" in names

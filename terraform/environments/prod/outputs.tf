@@ -1,5 +1,10 @@
+output "console_url" {
+  description = "The operator's console (admin_api): status page at /, JSON API under /api/v1. Open it on the phone and log in."
+  value       = lookup(module.spreadpilot.public_urls, "admin_api", null)
+}
+
 output "function_urls" {
-  description = "Function => internal Cloud Run URL."
+  description = "Function => Cloud Run URL (internal ingress but for the console)."
   value       = module.spreadpilot.function_urls
 }
 

@@ -37,17 +37,30 @@ output "functions" {
   }
   precondition {
     condition     = length(local.bad_triggers) == 0
-    error_message = "Functions whose trigger is not a topics.yaml push subscription delivering to them: ${join(", ", local.bad_triggers)}."
+    error_message = "Functions whose trigger is not a topics.yaml push subscription delivering to them (or, with trigger: http, that a push subscription delivers to): ${join(", ", local.bad_triggers)}."
   }
   precondition {
     condition     = length(local.timeouts_over_ack_deadline) == 0
     error_message = "Functions whose timeout exceeds their subscription's ack deadline: ${join(", ", local.timeouts_over_ack_deadline)}."
   }
+  precondition {
+    condition     = length(local.bad_exposure) == 0
+    error_message = "Functions exposed beyond what an internal, push-triggered function may be: ${join(", ", local.bad_exposure)}."
+  }
+  precondition {
+    condition     = length(local.bad_service_settings) == 0
+    error_message = "Functions with unsupported service settings: ${join(", ", local.bad_service_settings)}."
+  }
 }
 
 output "function_publishes" {
-  description = "Topics each function may publish to (its deploy.yaml's plus its trigger's dead-letter topic)."
+  description = "Topics each function may publish to (its deploy.yaml's plus, if a subscription triggers it, that trigger's dead-letter topic)."
   value       = local.function_publishes
+}
+
+output "public_functions" {
+  description = "Functions (`public: true`, HTTP only) whose service allUsers may invoke: they authenticate each request themselves."
+  value       = local.public_functions
 }
 
 output "function_secrets" {

@@ -132,7 +132,8 @@ locals {
 
 # --- uptime checks: every function whose deploy.yaml has a health_path (the
 # /health answer arrives with issue 5). Cloud Run admits this project's uptime
-# checkers through internal ingress; the check authenticates with an OIDC token.
+# checkers through internal ingress (a public function's ALLOW_ALL admits them
+# anyway); the check authenticates with an OIDC token.
 
 resource "google_monitoring_uptime_check_config" "function" {
   for_each = { for name, fn in local.catalog.functions : name => fn if try(fn.health_path, null) != null }

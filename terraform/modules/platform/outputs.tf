@@ -1,6 +1,11 @@
 output "function_urls" {
-  description = "Function name => its (internal-ingress) Cloud Run URL."
+  description = "Function name => its Cloud Run URL (internal ingress unless its deploy.yaml says otherwise)."
   value       = { for name, fn in google_cloudfunctions2_function.function : name => fn.service_config[0].uri }
+}
+
+output "public_urls" {
+  description = "Public function => its URL on the internet (admin_api: the operator's console, status page at /)."
+  value       = { for name in local.catalog.public_functions : name => google_cloudfunctions2_function.function[name].service_config[0].uri }
 }
 
 output "function_services" {
