@@ -20,10 +20,15 @@ demo: $(STAMP)
 	$(VENV)/bin/spreadpilot demo
 
 # poppler-utils (pdftotext, pdftoppm): the statement tests read and render the PDFs.
+# chromium (/usr/bin/chromium): the console's browser tests (tests/browser, Playwright).
 system-deps:
 	@command -v pdftotext >/dev/null || { \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq poppler-utils >/dev/null; }
+	@[ -x /usr/bin/chromium ] || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq chromium >/dev/null; }
 
 test: $(STAMP) system-deps
 	$(VENV)/bin/pytest
@@ -50,6 +55,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/alert_routing.py
 	$(VENV)/bin/python bench/pnl_rollup.py
 	$(VENV)/bin/python bench/statements.py
+	$(VENV)/bin/python bench/admin_api.py
 
 # Issue 7: the functions' deployable zips (dist/functions/<name>.zip) and the
 # offline Terraform checks' checkov, in its own environment so its many pins

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from decimal import ROUND_FLOOR, Decimal
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated
 
 from email_validator import EmailNotValidError
@@ -23,6 +24,9 @@ class FollowerState(StrEnum):
     SUSPENDED = "SUSPENDED"  # kept for billing, trades nothing
 
 
+# Pure string checks, cached: every read of the followers (the dispatcher, the
+# console's lists) re-validates each record, and these two are most of that cost.
+@lru_cache(maxsize=8192)
 def _email(value: str) -> str:
     try:
         return _validate_email(value, check_deliverability=False).normalized
@@ -30,6 +34,7 @@ def _email(value: str) -> str:
         raise ValueError(f"not a valid email address ({exc})") from None
 
 
+@lru_cache(maxsize=8192)
 def _iban_checked(value: str) -> str:
     try:
         return str(_iban.validate(value))

@@ -135,9 +135,9 @@ def request_emergency_close(
     return _publish(bus, command)
 
 
-def request_reconnect(bus: Bus, clock: Clock, *, gateway_id: str, requested_by: str) -> (
-    GatewayReconnect
-):
+def request_reconnect(
+    bus: Bus, clock: Clock, *, gateway_id: str, requested_by: str
+) -> GatewayReconnect:
     """Publish a force-reconnect of one gateway for the agent (the admin API's entry point)."""
     now: datetime = clock.now()
     command = GatewayReconnect(

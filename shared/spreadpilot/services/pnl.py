@@ -445,7 +445,7 @@ class PnlRollup:
             doc["through"] = through.isoformat()
             existing = existing_rows.get(fid)
             if existing:  # billing state is the operator's, never recomputed
-                for kept in ("paid", "paid_reference", "paid_at"):
+                for kept in ("paid", "paid_reference", "paid_at", "paid_on"):
                     doc[kept] = existing.get(kept, doc[kept])
             run.rows += 1
             if existing != doc:
