@@ -446,7 +446,8 @@ class PnlRollup:
             existing = existing_rows.get(fid)
             if existing:  # billing state is the operator's, never recomputed
                 for kept in ("paid", "paid_reference", "paid_at", "paid_on"):
-                    doc[kept] = existing.get(kept, doc[kept])
+                    if kept in existing:
+                        doc[kept] = existing[kept]
             run.rows += 1
             if existing != doc:
                 rows_out[f"{fid}_{key}"] = doc
