@@ -201,7 +201,8 @@ def _view(route: Route) -> Any:
     def view(**params: str) -> Response:
         c = ctx()
         if not route.public:
-            c.operator = app_auth().verify(bearer(request.headers.get("Authorization"))).operator
+            c.session = app_auth().verify(bearer(request.headers.get("Authorization")))
+            c.operator = c.session.operator
         if route.audit is None:
             return _json(route.handler(c, **_inputs(route, params)), route.status)
         return _audited(route, c, params)

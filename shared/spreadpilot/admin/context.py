@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from functools import cached_property
 from typing import Any
 
+from spreadpilot.admin.auth import Session
 from spreadpilot.domain.calendar import ny_date
 from spreadpilot.platform.wiring import Container
 from spreadpilot.services.audit_log import AuditEntry, AuditLog
@@ -18,6 +19,8 @@ class Ctx:
     request_id: str
     ip: str | None
     operator: str | None = None
+    #: the verified login of this request (None on open routes)
+    session: Session | None = None
     #: set by the route wrapper for audited routes; the handler may add details
     audit_details: dict[str, Any] = field(default_factory=dict)
 

@@ -26,12 +26,11 @@ from pydantic import ValidationError
 from werkzeug.wrappers import Response
 
 from spreadpilot.admin import auth as A
-from spreadpilot.admin.api.actions import EmergencyCloseIn
+from spreadpilot.admin.api.actions import EmergencyCloseIn, known_followers
 from spreadpilot.admin.app import app_auth, app_container, ctx
 from spreadpilot.admin.errors import ApiError, Invalid, Locked, Unauthenticated
 from spreadpilot.domain.calendar import NEW_YORK
 from spreadpilot.domain.money import cents
-from spreadpilot.platform import collections as C
 from spreadpilot.services.console import status_view
 from spreadpilot.services.emergency import request_emergency_close
 
@@ -259,9 +258,7 @@ def emergency_close() -> Response:
         auth = app_auth()
         auth.check_csrf(session, form.get("csrf"))
         body = _close_input(details)
-        missing = [f for f in body.followers if c.c.store.get(C.FOLLOWERS, f) is None]
-        if missing:
-            raise Invalid(f"unknown follower(s) {', '.join(missing)}; reload the page")
+        known_followers(c.c.store, body.followers)  # before the PIN: a typo costs no attempt
         auth.check_pin(session.operator, form.get("pin"))
         details["guard"] = "PIN verified"
         command = request_emergency_close(

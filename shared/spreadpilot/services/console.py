@@ -31,6 +31,7 @@ from spreadpilot.platform import collections as C
 from spreadpilot.platform.wiring import Container
 from spreadpilot.ports.store import Filter, Store
 from spreadpilot.services import pnl_records as R
+from spreadpilot.services.alerts import is_open
 from spreadpilot.services.health import AGENT
 from spreadpilot.services.pnl import dec, holdings_from
 from spreadpilot.services.traces import OrderSummary
@@ -532,17 +533,13 @@ def _totals(
 # ---------------------------------------------------------------- alerts and health
 
 
-def _acknowledged(doc: Mapping[str, Any]) -> bool:
-    return bool(doc.get("acknowledged") or doc.get("acknowledged_at") or doc.get("ack"))
-
-
 def _alerts(store: Store) -> list[dict[str, Any]]:
     """Open (not acknowledged) alerts, newest first: the latest ALERT_SCAN looked at."""
     recent = store.query(C.ALERTS, order_by="time", descending=True, limit=ALERT_SCAN)
     out = []
     for s in recent:
         a = s.data
-        if _acknowledged(a):
+        if not is_open(a):
             continue
         out.append(
             {

@@ -19,6 +19,7 @@ from spreadpilot.admin.registry import API, Reply
 from spreadpilot.domain.errors import DomainValidationError, FieldError
 from spreadpilot.domain.signal import Strategy
 from spreadpilot.platform import collections as C
+from spreadpilot.ports.store import Store
 from spreadpilot.services.emergency import request_emergency_close, request_reconnect
 from spreadpilot.services.operator_orders import Refused, resend_order, send_manual_signal
 
@@ -53,8 +54,9 @@ class ManualSignalIn(BaseModel):
     reason: str = Field(min_length=3, max_length=500, description="e.g. the sheet is down")
 
 
-def _known_followers(ctx: Ctx, ids: list[str]) -> None:
-    missing = [f for f in ids if ctx.c.store.get(C.FOLLOWERS, f) is None]
+def known_followers(store: Store, ids: list[str]) -> None:
+    """422 naming the unknown ids (the API and the status page's close form)."""
+    missing = [f for f in ids if store.get(C.FOLLOWERS, f) is None]
     if missing:
         rule = f"unknown follower(s) {', '.join(missing)}"
         raise Invalid(f"followers: {rule}", fields=[FieldError("followers", missing, rule)])
@@ -73,7 +75,7 @@ def _known_followers(ctx: Ctx, ids: list[str]) -> None:
 def emergency_close(ctx: Ctx, body: EmergencyCloseIn) -> dict[str, Any]:
     """Published to the gateway agent, which closes each open spread as one combo
     (EMERGENCY orderRef); follow it with GET /emergency-close/{command_id}."""
-    _known_followers(ctx, body.followers)
+    known_followers(ctx.c.store, body.followers)
     command = request_emergency_close(
         ctx.c.bus,
         ctx.c.clock,

@@ -65,12 +65,9 @@ def login(ctx: Ctx, body: LoginIn) -> dict[str, Any]:
     "GET", "/auth/session", summary="Who is logged in, the token's expiry, PIN state", tag="session"
 )
 def current_session(ctx: Ctx) -> dict[str, Any]:
-    from flask import request
-
-    from spreadpilot.admin.auth import bearer
-
     auth = app_auth()
-    session = auth.verify(bearer(request.headers.get("Authorization")))
+    session = ctx.session
+    assert session is not None  # the route is not public: the wrapper verified it
     pin = auth.pin_guard().status(session.operator)
     return {
         "operator": session.operator,
